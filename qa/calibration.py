@@ -1,0 +1,127 @@
+"""Calibrating a trained reader on its held-out training questions, then packaging it.
+
+Two things are fitted here, never on an evaluation file:
+
+- a logistic map from a span's margin (its score over the window's no-answer score) to the
+  probability that the span is right, so that "confidence 80%" means about that;
+- the probability under which the reader declines, chosen to maximise the average of F1 over
+  answerable held-out questions and of correct refusals over decoys (each held-out question
+  paired with another held-out paragraph, which cannot contain its answer).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .evaluation import f1
+from .readers.packaging import ReaderConfig, export_compact
+from .readers.spans import Calibration
+from .readers.transformer import TransformerReader
+from .schema import Passage
+
+logger = logging.getLogger(__name__)
+
+CORRECT_F1 = 0.5
+
+
+def fit_logistic(margins: np.ndarray, labels: np.ndarray, *, iterations: int = 50) -> Calibration:
+    """One-feature logistic regression by Newton's method (tiny ridge for stability)."""
+    x = np.stack([margins, np.ones_like(margins)], axis=1)
+    w = np.array([0.5, 0.0])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        grad = x.T @ (p - labels) + 1e-3 * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return Calibration(scale=float(w[0]), bias=float(w[1]))
+
+
+def choose_threshold(
+    answerable: list[tuple[float, float]], decoys: list[float]
+) -> tuple[float, float]:
+    """Probability threshold maximising mean(F1 on answerable, refusal rate on decoys).
+
+    ``answerable`` holds (probability, f1) of each answerable question's best span; ``decoys``
+    the best-span probability on each decoy.
+    """
+    candidates = sorted({0.0, *(p for p, _ in answerable), *decoys})
+    best_t, best_value = 0.0, -1.0
+    for t in candidates:
+        kept_f1 = sum(score for p, score in answerable if p >= t) / max(len(answerable), 1)
+        refused = sum(1 for p in decoys if p < t) / max(len(decoys), 1)
+        value = (kept_f1 + refused) / 2
+        if value > best_value:
+            best_t, best_value = t, value
+    return best_t, best_value
+
+
+def calibrate_and_package(checkpoint: Path, out_dir: Path, *, limit: int = 600, seed: int = 7) -> dict:
+    """Fit calibration and threshold on ``checkpoint/holdout.jsonl``; write the compact reader."""
+    training = json.loads((checkpoint / "training.json").read_text())["config"]
+    held = [json.loads(line) for line in (checkpoint / "holdout.jsonl").open(encoding="utf-8")]
+    rng = random.Random(seed)
+    rng.shuffle(held)
+    held = held[:limit]
+    reader = TransformerReader(str(checkpoint), max_length=256, stride=96)
+    margins, labels = [], []
+    answerable: list[tuple[float, float]] = []
+    decoy_margins: list[float] = []
+    show = logger.isEnabledFor(logging.INFO)
+    for i, ex in enumerate(tqdm(held, desc="calibrate", disable=not show)):
+        own = _passage(ex["context"], f"held:{i}")
+        reading = reader.read(ex["question"], [own], top_k=1)
+        margin = reading.details["best_margin"]
+        text = reading.answers[0].text if reading.answers else ""
+        score = f1(text, [ex["answer_text"]])
+        answerable.append((margin, score))
+        margins.append(margin)
+        labels.append(float(score >= CORRECT_F1))
+        if i % 2 == 0:  # decoys for half the questions: 2:1 answerable to unanswerable
+            other = held[(i + 1 + rng.randrange(len(held) - 1)) % len(held)]
+            if other["paragraph_key"] == ex["paragraph_key"] or ex["answer_text"] in other["context"]:
+                continue
+            decoy = reader.read(ex["question"], [_passage(other["context"], f"decoy:{i}")], 1)
+            decoy_margins.append(decoy.details["best_margin"])
+            margins.append(decoy.details["best_margin"])
+            labels.append(0.0)
+    finite = [(m, y) for m, y in zip(margins, labels, strict=True) if math.isfinite(m)]
+    calibration = fit_logistic(
+        np.array([m for m, _ in finite]), np.array([y for _, y in finite])
+    )
+    probs = [(calibration.probability(m), s) for m, s in answerable]
+    decoy_probs = [calibration.probability(m) for m in decoy_margins]
+    threshold, value = choose_threshold(probs, decoy_probs)
+    answered_f1 = sum(s for _, s in answerable) / max(len(answerable), 1)
+    metrics = {
+        "heldout_questions": len(answerable),
+        "heldout_decoys": len(decoy_probs),
+        "heldout_f1_forced": round(100 * answered_f1, 2),
+        "heldout_decision_objective": round(100 * value, 2),
+        "training": training,
+    }
+    config = ReaderConfig(
+        base_model=str(training.get("base_model", "multilingual-e5-small")),
+        max_length=256,
+        stride=96,
+        max_answer_tokens=32,
+        calibration=calibration,
+        no_answer_threshold=round(threshold, 4),
+        metrics=metrics,
+    )
+    export_compact(checkpoint, out_dir, config)
+    logger.info("calibration %s, threshold %.3f", calibration, threshold)
+    return {"out_dir": str(out_dir), "calibration": calibration.__dict__, "threshold": threshold, **metrics}
+
+
+def _passage(text: str, pid: str) -> Passage:
+    return Passage(id=pid, doc_id=pid, title="", text=text, start=0, end=len(text))

