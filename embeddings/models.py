@@ -208,7 +208,7 @@ def build_tokenizer(model):
         steps.append(normalizers.Replace(Regex(char_class(to_space)), " "))
     steps += [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
 
-    vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores)]
+    vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores, strict=True)]
     tok = Tokenizer(models.Unigram(vocab, unk_id=model.unk_id, byte_fallback=False))
     tok.normalizer = normalizers.Sequence(steps)
     tok.pre_tokenizer = pre_tokenizers.Metaspace(
@@ -253,8 +253,18 @@ def _write_sentence_transformers_config(model, folder: Path) -> None:
     (folder / "2_Normalize").mkdir(exist_ok=True)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        },
     ]
     (folder / "modules.json").write_text(json.dumps(modules, indent=2))
     (folder / "sentence_bert_config.json").write_text(

@@ -65,7 +65,9 @@ def choose_threshold(
     return best_t, best_value
 
 
-def calibrate_and_package(checkpoint: Path, out_dir: Path, *, limit: int = 600, seed: int = 7) -> dict:
+def calibrate_and_package(
+    checkpoint: Path, out_dir: Path, *, limit: int = 600, seed: int = 7
+) -> dict:
     """Fit calibration and threshold on ``checkpoint/holdout.jsonl``; write the compact reader."""
     training = json.loads((checkpoint / "training.json").read_text())["config"]
     held = [json.loads(line) for line in (checkpoint / "holdout.jsonl").open(encoding="utf-8")]
@@ -88,16 +90,17 @@ def calibrate_and_package(checkpoint: Path, out_dir: Path, *, limit: int = 600, 
         labels.append(float(score >= CORRECT_F1))
         if i % 2 == 0:  # decoys for half the questions: 2:1 answerable to unanswerable
             other = held[(i + 1 + rng.randrange(len(held) - 1)) % len(held)]
-            if other["paragraph_key"] == ex["paragraph_key"] or ex["answer_text"] in other["context"]:
+            if (
+                other["paragraph_key"] == ex["paragraph_key"]
+                or ex["answer_text"] in other["context"]
+            ):
                 continue
             decoy = reader.read(ex["question"], [_passage(other["context"], f"decoy:{i}")], 1)
             decoy_margins.append(decoy.details["best_margin"])
             margins.append(decoy.details["best_margin"])
             labels.append(0.0)
     finite = [(m, y) for m, y in zip(margins, labels, strict=True) if math.isfinite(m)]
-    calibration = fit_logistic(
-        np.array([m for m, _ in finite]), np.array([y for _, y in finite])
-    )
+    calibration = fit_logistic(np.array([m for m, _ in finite]), np.array([y for _, y in finite]))
     probs = [(calibration.probability(m), s) for m, s in answerable]
     decoy_probs = [calibration.probability(m) for m in decoy_margins]
     threshold, value = choose_threshold(probs, decoy_probs)
@@ -120,7 +123,12 @@ def calibrate_and_package(checkpoint: Path, out_dir: Path, *, limit: int = 600, 
     )
     export_compact(checkpoint, out_dir, config)
     logger.info("calibration %s, threshold %.3f", calibration, threshold)
-    return {"out_dir": str(out_dir), "calibration": calibration.__dict__, "threshold": threshold, **metrics}
+    return {
+        "out_dir": str(out_dir),
+        "calibration": calibration.__dict__,
+        "threshold": threshold,
+        **metrics,
+    }
 
 
 def _passage(text: str, pid: str) -> Passage:

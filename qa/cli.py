@@ -202,7 +202,9 @@ def _squad_pipeline(path: Path, settings: Settings):
 @click.option("--port", type=int, default=None, help="Default 7860 (LUDAO_PORT).")
 @click.option("--root-path", default=None, help="Sub-path behind a reverse proxy.")
 @click.option("--corpus", "corpus", multiple=True, type=click.Path(exists=True))
-def serve(host: str | None, port: int | None, root_path: str | None, corpus: tuple[str, ...]) -> None:
+def serve(
+    host: str | None, port: int | None, root_path: str | None, corpus: tuple[str, ...]
+) -> None:
     """Run the chat, the HTTP API and the embeddable widget in one server."""
     import ui
 

@@ -36,7 +36,9 @@ def read_corpus(paths: Sequence[str | Path], *, max_chars: int, min_chars: int) 
     documents = list(load_documents([Path(p) for p in paths]))
     if not documents:
         raise LudaoError(f"no readable documents found in {', '.join(map(str, paths))}")
-    passages = [p for doc in documents for p in chunk(doc, max_chars=max_chars, min_chars=min_chars)]
+    passages = [
+        p for doc in documents for p in chunk(doc, max_chars=max_chars, min_chars=min_chars)
+    ]
     logger.info("%d documents, %d passages", len(documents), len(passages))
     return Corpus(documents=documents, passages=passages)
 

@@ -184,6 +184,10 @@ class Retriever:
     def _build_bm25(self) -> bm25s.BM25 | None:
         import bm25s
 
+        # bm25s sets its own logger to DEBUG when imported, which floods quiet CLI runs; leave
+        # its level to the application unless someone asked for debug output.
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            logging.getLogger("bm25s").setLevel(logging.WARNING)
         corpus = [tokenize_for_search(p.text) for p in self.passages]
         if not any(corpus):
             return None

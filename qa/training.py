@@ -187,7 +187,7 @@ def build_windows(
             elif ci not in positives:  # one answer-bearing window per question
                 positives[ci] = w
                 windows.append(TrainWindow(enc.input_ids[w], span[0], span[1]))
-        for ci, ws in misses.items():
+        for ws in misses.values():
             if rng.random() < negative_fraction / 2:
                 w = rng.choice(ws)
                 windows.append(TrainWindow(enc.input_ids[w], 0, 0))
@@ -271,7 +271,7 @@ def train_reader(config: TrainConfig) -> Path:
     model.to(config.device)
     model.get_input_embeddings().weight.requires_grad_(False)
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim == 1 else decay).append(param)
     optimizer = torch.optim.AdamW(
@@ -342,7 +342,9 @@ def train_reader(config: TrainConfig) -> Path:
                 logger.info("step %d: loss %.3f, saving checkpoint", step, losses[-1])
                 _save(model, tokenizer, out_dir, config, history, started, step)
             if progress(step) >= 1.0 and step < total:
-                logger.warning("time budget of %.0f minutes reached at step %d", config.max_minutes, step)
+                logger.warning(
+                    "time budget of %.0f minutes reached at step %d", config.max_minutes, step
+                )
                 total = step
                 break
     bar.close()

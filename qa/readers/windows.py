@@ -69,7 +69,7 @@ def make_windows(
         offsets.append(
             [
                 (int(s), int(e)) if sid == 1 and e > s else (-1, -1)
-                for sid, (s, e) in zip(seq_ids, spans)
+                for sid, (s, e) in zip(seq_ids, spans, strict=True)
             ]
         )
         input_ids.append(list(enc["input_ids"][w]))

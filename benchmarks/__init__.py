@@ -1,0 +1,1 @@
+"""Benchmarks: latency per stage and retrieval quality, run with ``ludao bench``."""

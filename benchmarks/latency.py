@@ -1,0 +1,89 @@
+"""Per-stage latency of Ludao on a corpus: query embedding, dense search, BM25, reader, total.
+
+Every figure is measured in one run on one machine, and reported with the machine's core count
+and torch thread setting so that numbers from different runs are not mixed up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from qa.config import REPO_ROOT, Settings
+from qa.evaluation import load_examples, percentile
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUESTIONS = REPO_ROOT / "tests" / "data" / "seed_questions.jsonl"
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    value = fn()
+    return (time.perf_counter() - t0) * 1000, value
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(values, 50), 2),
+        "p95": round(percentile(values, 95), 2),
+        "mean": round(sum(values) / len(values), 2),
+    }
+
+
+def run_latency_benchmark(
+    settings: Settings, *, questions: str | Path | None = None, repeat: int = 3
+) -> dict:
+    """Time each stage for every question ``repeat`` times after one warm-up question."""
+    import torch
+
+    from qa.pipeline import Pipeline
+
+    load_ms, pipeline = _timed(lambda: Pipeline.from_settings(settings))
+    retriever, reader = pipeline.retriever, pipeline.reader
+    texts = [ex.question for ex in load_examples(questions or DEFAULT_QUESTIONS)]
+    pipeline.ask(texts[0])  # loads the reader and warms caches
+    stages: dict[str, list[float]] = {
+        k: [] for k in ("query_embedding", "dense_search", "bm25", "retrieve", "read", "total")
+    }
+    k = settings.top_k
+    for _ in range(repeat):
+        for q in texts:
+            ms, vector = _timed(lambda q=q: retriever.encoder.encode_query(q))
+            stages["query_embedding"].append(ms)
+            ms, _ = _timed(lambda v=vector: retriever.dense_index.search(v, retriever.candidates))
+            stages["dense_search"].append(ms)
+            ms, _ = _timed(lambda q=q: retriever.sparse_ranking(q, retriever.candidates))
+            stages["bm25"].append(ms)
+            ms, hits = _timed(lambda q=q: retriever.search(q, top_k=k))
+            stages["retrieve"].append(ms)
+            passages = [h.passage for h in hits]  # type: ignore[union-attr]
+            ms, _ = _timed(lambda q=q, p=passages: reader.read(q, p, settings.reader_top_k))
+            stages["read"].append(ms)
+            stages["total"].append(stages["retrieve"][-1] + stages["read"][-1])
+    return {
+        "corpus": list(settings.corpus),
+        "passages": len(retriever),
+        "questions": len(texts),
+        "repeat": repeat,
+        "top_k": k,
+        "reader": reader.name,
+        "embedding_model": settings.embedding_model,
+        "load_ms": round(load_ms, 1),
+        "latency_ms": {name: _summary(v) for name, v in stages.items()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine(),
+        },
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m benchmarks.latency
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(run_latency_benchmark(Settings.load()), indent=2, ensure_ascii=False))
