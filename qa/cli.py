@@ -229,6 +229,8 @@ def serve(
 @click.option("--max-minutes", type=float, default=None, help="Anneal and stop by this time.")
 @click.option("--english-fraction", type=float, default=0.2)
 @click.option("--limit-examples", type=int, default=None)
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None)
+@click.option("--seed", type=int, default=13)
 @click.option("--device", default="cpu")
 def train_reader_command(**options: object) -> None:
     """Fine-tune Ludao's reader on the training files of DATA_DIR (never the evaluation ones)."""
@@ -247,6 +249,8 @@ def train_reader_command(**options: object) -> None:
         english_fraction=float(options["english_fraction"]),  # type: ignore[arg-type]
         limit_examples=options["limit_examples"],  # type: ignore[arg-type]
         device=str(options["device"]),
+        init_from=Path(str(options["init_from"])) if options["init_from"] else None,
+        seed=int(options["seed"]),  # type: ignore[arg-type]
     )
     click.echo(str(train_reader(config)))
 

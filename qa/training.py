@@ -55,6 +55,8 @@ class TrainConfig:
     data_dir: Path
     out_dir: Path
     base_model: str = "multilingual-e5-small"
+    init_from: Path | None = None
+    """A reader checkpoint to continue training from (a second phase) instead of the base."""
     num_layers: int = 12
     max_length: int = 256
     stride: int = 96
@@ -69,6 +71,8 @@ class TrainConfig:
     holdout_fraction: float = 0.05
     checkpoint_every: int = 300
     seed: int = 13
+    holdout_seed: int = 13
+    """Fixed apart from ``seed`` so that a second phase keeps the same held-out paragraphs."""
     limit_examples: int | None = None
     device: str = "cpu"
     threads: int | None = None
@@ -216,8 +220,8 @@ def _load_all(config: TrainConfig, rng: random.Random) -> tuple[list, list]:
         exs = read_span_examples(path, to_simplified=name.startswith(TRADITIONAL_PREFIX))
         logger.info("%s: %d questions", name, len(exs))
         (en if name in ENGLISH_TRAIN_FILES else zh).extend(exs)
-    zh_train, zh_held = split_holdout(zh, config.holdout_fraction, config.seed)
-    en_train, en_held = split_holdout(en, config.holdout_fraction, config.seed)
+    zh_train, zh_held = split_holdout(zh, config.holdout_fraction, config.holdout_seed)
+    en_train, en_held = split_holdout(en, config.holdout_fraction, config.holdout_seed)
     if en_train and config.english_fraction < 1:
         # English is a minority share: enough to keep English answering, most steps on Chinese.
         want = int(len(zh_train) * config.english_fraction / (1 - config.english_fraction))
@@ -267,7 +271,12 @@ def train_reader(config: TrainConfig) -> Path:
     n_neg = sum(1 for w in windows if w.start == 0)
     logger.info("training windows: %d (%d unanswerable)", len(windows), n_neg)
 
-    model = AutoModelForQuestionAnswering.from_pretrained(base, num_hidden_layers=config.num_layers)
+    if config.init_from is not None:
+        model = AutoModelForQuestionAnswering.from_pretrained(config.init_from)
+    else:
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            base, num_hidden_layers=config.num_layers
+        )
     model.to(config.device)
     model.get_input_embeddings().weight.requires_grad_(False)
     decay, no_decay = [], []
