@@ -34,7 +34,9 @@ CORRECT_F1 = 0.5
 def fit_logistic(margins: np.ndarray, labels: np.ndarray, *, iterations: int = 50) -> Calibration:
     """One-feature logistic regression by Newton's method (tiny ridge for stability)."""
     x = np.stack([margins, np.ones_like(margins)], axis=1)
-    w = np.array([0.5, 0.0])
+    # Start from zero (p = 0.5 everywhere), where Newton's method on the convex logistic loss is
+    # well behaved; from any other point, margins spread over tens of units overshoot and diverge.
+    w = np.zeros(2)
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-(x @ w)))
         grad = x.T @ (p - labels) + 1e-3 * w
@@ -88,7 +90,8 @@ def calibrate_and_package(
         answerable.append((margin, score))
         margins.append(margin)
         labels.append(float(score >= CORRECT_F1))
-        if i % 2 == 0:  # decoys for half the questions: 2:1 answerable to unanswerable
+        # decoys for half the questions (2:1 answerable to unanswerable); one question has none
+        if i % 2 == 0 and len(held) > 1:
             other = held[(i + 1 + rng.randrange(len(held) - 1)) % len(held)]
             if (
                 other["paragraph_key"] == ex["paragraph_key"]

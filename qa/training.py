@@ -83,8 +83,8 @@ def read_span_examples(path: Path, *, to_simplified: bool = False) -> list[SpanE
     """Read a SQuAD-format file into span examples, one per question (first gold answer).
 
     With ``to_simplified`` the Traditional text is converted with OpenCC t2s. The conversion is
-    character for character almost always; an answer that no longer sits at its offset is dropped
-    rather than guessed.
+    character for character almost always; an answer that no longer sits at its offset is moved
+    to its only occurrence in the converted paragraph, or dropped when it occurs more than once.
     """
     if path.name in EVALUATION_ONLY_FILES:
         raise ValueError(f"{path.name} is for evaluation only and must not be trained on")
@@ -105,11 +105,11 @@ def read_span_examples(path: Path, *, to_simplified: bool = False) -> list[SpanE
                 start = int(gold["answer_start"])
                 text = convert(gold["text"])
                 if len(context) != len(raw_context) or context[start : start + len(text)] != text:
-                    found = context.find(text)
-                    if found < 0 or not text.strip():
+                    # Offsets no longer hold: trust the text only where it is unambiguous.
+                    if not text.strip() or context.count(text) != 1:
                         dropped += 1
                         continue
-                    start = found
+                    start = context.find(text)
                 examples.append(
                     SpanExample(
                         id=str(qa.get("id", f"{key}:{len(examples)}")),

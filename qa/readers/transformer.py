@@ -180,7 +180,7 @@ class TransformerReader:
             )
             if len(best) >= max(top_k, 1) * 4:
                 break
-        ranked = sorted(best.values(), key=lambda a: a.score, reverse=True)
+        ranked = list(best.values())  # already in margin order, whatever the calibration
         return _drop_overlapping(ranked)[:top_k], best_margin
 
 
