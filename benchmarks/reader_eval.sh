@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Scores of the shipped reader, as reported in models/reader-zh/MODEL_CARD.md and the issues.
+# Usage: bash benchmarks/reader_eval.sh [READER] [OPEN_DOMAIN_LIMIT]   (run from the repo root)
+set -euo pipefail
+READER=${1:-models/reader-zh}
+OPEN_LIMIT=${2:-500}
+DATA=${LUDAO_QA_DATA:-../shared/data/qa}
+OUT=benchmarks/results
+PRED=artifacts/predictions
+mkdir -p "$OUT" "$PRED"
+ludao=(".venv/bin/ludao" -q)
+
+"${ludao[@]}" eval "$DATA/cmrc2018_dev.json" --gold-passage --reader "$READER" --json \
+  --predictions "$PRED/cmrc_dev_gold.jsonl" | tee "$OUT/cmrc_dev_gold.json"
+"${ludao[@]}" eval "$DATA/xquad.zh.json" --gold-passage --reader "$READER" --json \
+  --predictions "$PRED/xquad_zh_gold.jsonl" | tee "$OUT/xquad_zh_gold.json"
+"${ludao[@]}" eval "$DATA/xquad.en.json" --gold-passage --reader "$READER" --json \
+  --predictions "$PRED/xquad_en_gold.jsonl" | tee "$OUT/xquad_en_gold.json"
+"${ludao[@]}" eval ../shared/eval/seed_dev.jsonl --reader "$READER" --json \
+  --predictions "$PRED/seed_dev.jsonl" | tee "$OUT/seed_dev.json"
+"${ludao[@]}" eval tests/data/seed_questions.jsonl --reader "$READER" --json \
+  --predictions "$PRED/seed_questions.jsonl" | tee "$OUT/seed_questions.json"
+"${ludao[@]}" eval "$DATA/cmrc2018_dev.json" --limit "$OPEN_LIMIT" --reader "$READER" --json \
+  --predictions "$PRED/cmrc_dev_open.jsonl" | tee "$OUT/cmrc_dev_open_first${OPEN_LIMIT}.json"

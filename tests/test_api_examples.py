@@ -1,0 +1,69 @@
+"""The curl and gradio_client examples of docs/embedding.md, run as written against a real server.
+
+The server is ``python ui.py`` in its own process on the default corpus with the default models;
+only the port in the documented commands is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.api_load import _free_port, start_server
+from qa.config import DEFAULT_READER
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "embedding.md"
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def _code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory) -> str:
+    if not (DEFAULT_READER / "reader.json").is_file():
+        pytest.skip("the shipped reader is not in models/reader-zh")
+    from conftest import REAL_LUDAO_HOME
+
+    env = dict(os.environ)
+    home = tmp_path_factory.mktemp("home")
+    (home / "models").symlink_to(REAL_LUDAO_HOME / "models", target_is_directory=True)
+    env["LUDAO_HOME"] = str(home)
+    port = _free_port()
+    proc = start_server(port, env)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_documented_curl_calls_answer(server_url: str) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    block = next(b for b in _code_blocks("bash") if "/api/ask" in b and "curl" in b)
+    script = block.replace("http://127.0.0.1:7860", server_url)
+    commands = [c for c in script.replace("\\\n", " ").splitlines() if c.strip()]
+    ask = subprocess.run(commands[0], shell=True, capture_output=True, text=True, timeout=120)
+    answer = json.loads(ask.stdout)
+    assert set(answer) >= {"question", "answers", "no_answer", "passages", "reader", "timings_ms"}
+    assert not answer["no_answer"]
+    assert "3.46%" in answer["answers"][0]["text"]
+    health = subprocess.run(commands[1], shell=True, capture_output=True, text=True, timeout=60)
+    assert json.loads(health.stdout)["passages"] > 0
+
+
+def test_documented_gradio_client_snippet_runs(server_url: str) -> None:
+    block = next(b for b in _code_blocks("python") if "gradio_client" in b)
+    code = block.replace("http://127.0.0.1:7860/", server_url + "/")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=True
+    ).stdout.strip()
+    assert out and out != "文档中没有找到答案"
