@@ -8,15 +8,13 @@ It keeps Ludao usable without the neural reader and gives evaluations a floor to
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 
+from ..chunking import split_sentences
 from ..schema import Answer, Passage, Span
 from ..tokenize import tokenize_for_search
 from .base import Reading
-
-_CLAUSE_END = re.compile(r"[。！？；!?;…]+[”’」』）)]*|\n+")
 
 
 class SentenceReader:
@@ -31,7 +29,7 @@ class SentenceReader:
         terms = set(tokenize_for_search(question))
         if not terms or not passages:
             return Reading(answers=[], no_answer=True)
-        sentences = [(p, s, e) for p in passages for s, e in _sentences(p.text)]
+        sentences = [(p, s, e) for p in passages for s, e in split_sentences(p.text)]
         doc_freq: Counter[str] = Counter()
         tokens_of = []
         for p, s, e in sentences:
@@ -50,23 +48,3 @@ class SentenceReader:
         answers = scored[:top_k]
         no_answer = not answers or answers[0].score < self.min_coverage
         return Reading(answers=answers, no_answer=no_answer)
-
-
-def _sentences(text: str) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    for m in _CLAUSE_END.finditer(text):
-        end = m.end()
-        if text[start:end].strip():
-            spans.append(_strip(text, start, end))
-        start = end
-    if text[start:].strip():
-        spans.append(_strip(text, start, len(text)))
-    return spans
-
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
