@@ -13,9 +13,9 @@ ludao=(".venv/bin/ludao" -q)
 "${ludao[@]}" eval "$DATA/cmrc2018_dev.json" --gold-passage --reader "$READER" --json \
   --predictions "$PRED/cmrc_dev_gold.jsonl" | tee "$OUT/cmrc_dev_gold.json"
 "${ludao[@]}" eval "$DATA/xquad.zh.json" --gold-passage --reader "$READER" --json \
-  --predictions "$PRED/xquad_zh_gold.jsonl" | tee "$OUT/xquad_zh_gold.json"
+  --predictions "$PRED/xquad_zh_gold.jsonl" | tee "$OUT/reader_xquad_zh_gold.json"
 "${ludao[@]}" eval "$DATA/xquad.en.json" --gold-passage --reader "$READER" --json \
-  --predictions "$PRED/xquad_en_gold.jsonl" | tee "$OUT/xquad_en_gold.json"
+  --predictions "$PRED/xquad_en_gold.jsonl" | tee "$OUT/reader_xquad_en_gold.json"
 "${ludao[@]}" eval ../shared/eval/seed_dev.jsonl --reader "$READER" --json \
   --predictions "$PRED/seed_dev.jsonl" | tee "$OUT/seed_dev.json"
 "${ludao[@]}" eval tests/data/seed_questions.jsonl --reader "$READER" --json \
