@@ -31,19 +31,29 @@ def _free_port() -> int:
 
 
 def start_server(port: int, env: dict[str, str], timeout: float = 300) -> subprocess.Popen:
-    """Start ``ui.py`` on 127.0.0.1:port and wait until ``/healthz`` answers."""
+    """Start ``ui.py`` on 127.0.0.1:port and wait until ``/healthz`` answers.
+
+    The server's output goes to a temporary log whose tail is put in the error when start-up
+    fails, so a failure on a CI machine says why.
+    """
+    import tempfile
+
     import httpx
 
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the server keeps writing to it
+        prefix="ludao-server-", suffix=".log", delete=False
+    )
     proc = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "ui.py"), "--host", "127.0.0.1", "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("the server exited during start-up")
+            tail = Path(log.name).read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise RuntimeError(f"the server exited during start-up; its log ends:\n{tail}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                 return proc

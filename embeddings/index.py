@@ -96,6 +96,20 @@ class FaissIndex:
         self._index = index
         return self
 
+    @classmethod
+    def from_vectors(cls, vectors: np.ndarray, *, kind: str = "auto") -> FaissIndex:
+        """An index holding ``vectors`` (row ``i`` gets id ``i``), of a kind fit for their number.
+
+        ``kind="auto"`` picks the structure by corpus size; structures that need training are
+        trained on ``vectors`` here, so callers never deal with FAISS training themselves.
+        """
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2:
+            raise ValueError(f"vectors must be a 2-D array, got shape {matrix.shape}")
+        index = cls(matrix.shape[1], kind="flat" if kind == "auto" else kind)  # type: ignore[arg-type]
+        index.add(matrix)
+        return index
+
     def __len__(self) -> int:
         return int(self._index.ntotal)
 

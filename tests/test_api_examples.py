@@ -34,6 +34,11 @@ def server_url(tmp_path_factory) -> str:
         pytest.skip("the shipped reader is not in models/reader-zh")
     from conftest import REAL_LUDAO_HOME
 
+    from embeddings.models import resolve_model
+
+    # Provision the embedding model in the shared cache first: on a fresh machine the symlink
+    # below would otherwise point at a folder that does not exist yet.
+    resolve_model("multilingual-e5-small", cache_dir=REAL_LUDAO_HOME / "models")
     env = dict(os.environ)
     home = tmp_path_factory.mktemp("home")
     (home / "models").symlink_to(REAL_LUDAO_HOME / "models", target_is_directory=True)
