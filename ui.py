@@ -21,9 +21,10 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from qa.pipeline import Pipeline
+    from qa.reloading import ReloadablePipeline
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +279,7 @@ def _rating(liked: bool | str) -> str:
 
 
 def build_demo(
-    pipeline: Pipeline,
+    pipeline: Pipeline | ReloadablePipeline,
     *,
     title: str = DEFAULT_TITLE,
     examples: Sequence[str] | None = None,
@@ -288,7 +290,6 @@ def build_demo(
     """The chat UI. ``examples=None`` shows the default-corpus examples, ``[]`` none."""
     import gradio as gr
 
-    info = pipeline.info()
     store = feedback if feedback is not None else FeedbackStore(ludao_home() / "feedback.jsonl")
     examples = DEFAULT_EXAMPLES if examples is None else examples
 
@@ -330,7 +331,9 @@ def build_demo(
             logger.warning("feedback for unknown message %s ignored", index)
             return
         store.append(
-            feedback_record(response, _rating(event.liked), info=info, message_index=index)
+            feedback_record(
+                response, _rating(event.liked), info=pipeline.info(), message_index=index
+            )
         )
         gr.Info("谢谢反馈！Thanks for the feedback.")
 
@@ -340,7 +343,8 @@ def build_demo(
 
     with gr.Blocks(title=title) as demo:
         gr.HTML(f"<h2 style='margin:0.2em 0'>{_esc(title)}</h2>")
-        gr.HTML(render_info_html(info), elem_id="ludao-info")
+        # A callable value is evaluated on every page load, so the line follows a reload.
+        gr.HTML(lambda: render_info_html(pipeline.info()), elem_id="ludao-info")
         chatbot = gr.Chatbot(
             elem_id="ludao-chat",
             label="对话 Conversation",
@@ -400,6 +404,39 @@ class AskRequest(BaseModel):
 
     question: StrictStr
     top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)
+
+
+class FeedbackRequest(BaseModel):
+    """A rating sent by a script or another front end; the chat's own buttons store the same."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: StrictStr = Field(min_length=1, max_length=2000)
+    rating: Literal["like", "dislike"]
+    answer: StrictStr | None = Field(default=None, max_length=2000)
+    passage_ids: list[StrictStr] = Field(default_factory=list, max_length=50)
+    comment: StrictStr | None = Field(default=None, max_length=2000)
+
+
+def _is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    return host in {"127.0.0.1", "::1", "localhost"}
+
+
+def _check_admin(request: Request, admin_token: str | None) -> None:
+    """Admin calls (reload) need ``Authorization: Bearer <LUDAO_ADMIN_TOKEN>``.
+
+    Without a configured token they are allowed from the server's own machine only, so a
+    default installation cannot be made to rebuild its index by anyone on the intranet.
+    """
+    if admin_token:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            token.encode(), admin_token.encode()
+        ):
+            raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
+    elif not _is_loopback(request):
+        raise HTTPException(403, "set LUDAO_ADMIN_TOKEN to allow this call from other machines")
 
 
 def _too_large() -> JSONResponse:
@@ -477,7 +514,7 @@ def _check_basic_auth(request: Request, auth: Auth) -> None:
 
 
 def create_app(
-    pipeline: Pipeline,
+    pipeline: Pipeline | ReloadablePipeline,
     *,
     root_path: str = "",
     auth: Auth | None = None,
@@ -487,12 +524,15 @@ def create_app(
     feedback_path: str | os.PathLike[str] | None = None,
     concurrency_limit: int = 4,
     max_queue: int = 64,
+    admin_token: str | None = None,
 ) -> FastAPI:
     """FastAPI app with ``POST /api/ask``, ``GET /healthz``, ``/gradio.js`` and the chat at ``/``.
 
     ``root_path`` is the public sub-path behind a reverse proxy (e.g. ``/ludao``). ``auth`` puts a
     login on the chat and HTTP Basic on ``/api/ask``. ``cors_origins`` replaces Gradio's own CORS
-    handling with an explicit allow-list for pages on other origins.
+    handling with an explicit allow-list for pages on other origins. A pipeline with a
+    ``reload()`` method (``qa.reloading.ReloadablePipeline``) also gets ``POST /api/reload``,
+    guarded by ``admin_token`` (or loopback only when there is none).
     """
     import gradio as gr
 
@@ -525,6 +565,36 @@ def create_app(
             raise HTTPException(400, str(exc)) from exc
         return response.to_dict()
 
+    feedback = FeedbackStore(
+        feedback_path if feedback_path is not None else ludao_home() / "feedback.jsonl"
+    )
+
+    @api.post("/api/feedback", status_code=201)
+    def post_feedback(body: FeedbackRequest, request: Request) -> dict[str, Any]:
+        if auth is not None:
+            _check_basic_auth(request, auth)
+        info = pipeline.info()
+        feedback.append(
+            {
+                "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "source": "api",
+                **body.model_dump(),
+                "reader": info.get("reader"),
+                "embedding_model": info.get("embedding_model"),
+                "corpus": info.get("corpus"),
+                "ludao_version": _app_version(),
+            }
+        )
+        return {"stored": True}
+
+    if callable(getattr(pipeline, "reload", None)):
+
+        @api.post("/api/reload")
+        def reload(request: Request) -> JSONResponse:
+            _check_admin(request, admin_token)
+            result = pipeline.reload()  # type: ignore[union-attr]
+            return JSONResponse(result.to_dict(), status_code=200 if result.reloaded else 500)
+
     app.include_router(api)
 
     @app.get("/healthz")
@@ -547,9 +617,6 @@ def create_app(
         def intranet_example() -> FileResponse:
             return FileResponse(example_page, media_type="text/html")
 
-    feedback = FeedbackStore(
-        feedback_path if feedback_path is not None else ludao_home() / "feedback.jsonl"
-    )
     demo = build_demo(
         pipeline,
         title=title,
@@ -581,6 +648,16 @@ def auth_from_env() -> tuple[str, str] | None:
     return (username, password) if username else None
 
 
+def _warm_up(pipeline: Pipeline) -> None:
+    """Load the reader and run one query before serving, so the first user does not wait."""
+    t0 = time.perf_counter()
+    try:
+        pipeline.ask(DEFAULT_EXAMPLES[0])
+    except LudaoError as exc:  # an empty or odd corpus must not stop the server
+        logger.warning("warm-up question failed: %s", exc)
+    logger.info("warmed up in %.1f s", time.perf_counter() - t0)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``python ui.py [--host H] [--port P] [--root-path /sub] [--corpus PATH]``: serve."""
     env = os.environ.get
@@ -605,19 +682,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--concurrency", type=int, default=int(env("LUDAO_CONCURRENCY", "4")))
     parser.add_argument("--max-queue", type=int, default=int(env("LUDAO_MAX_QUEUE", "64")))
+    parser.add_argument(
+        "--watch",
+        type=float,
+        default=float(env("LUDAO_WATCH", "0")),
+        metavar="SECONDS",
+        help="poll the corpus every SECONDS and reload the index when files change (0: off; "
+        "POST /api/reload works either way)",
+    )
     args = parser.parse_args(argv)
 
     import uvicorn
 
     from qa.config import Settings
     from qa.pipeline import Pipeline
+    from qa.reloading import ReloadablePipeline
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     auth = auth_from_env()
     settings = Settings.load(corpus=tuple(args.corpus) if args.corpus else None)
-    pipeline = Pipeline.from_settings(settings)
+    pipeline = ReloadablePipeline(lambda: Pipeline.from_settings(settings), corpus=settings.corpus)
+    _warm_up(pipeline.current)
+    if args.watch > 0:
+        pipeline.start_watching(args.watch)
     default_corpus = settings.corpus == Settings().corpus
     app = create_app(
         pipeline,
@@ -628,6 +717,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         feedback_path=settings.home_dir / "feedback.jsonl",
         concurrency_limit=args.concurrency,
         max_queue=args.max_queue,
+        admin_token=env("LUDAO_ADMIN_TOKEN") or None,
     )
     uvicorn.run(
         app,

@@ -202,14 +202,26 @@ def _squad_pipeline(path: Path, settings: Settings):
 @click.option("--port", type=int, default=None, help="Default 7860 (LUDAO_PORT).")
 @click.option("--root-path", default=None, help="Sub-path behind a reverse proxy.")
 @click.option("--corpus", "corpus", multiple=True, type=click.Path(exists=True))
+@click.option(
+    "--watch",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Reload the index when corpus files change, checking every SECONDS (LUDAO_WATCH).",
+)
 def serve(
-    host: str | None, port: int | None, root_path: str | None, corpus: tuple[str, ...]
+    host: str | None,
+    port: int | None,
+    root_path: str | None,
+    corpus: tuple[str, ...],
+    watch: float | None,
 ) -> None:
     """Run the chat, the HTTP API and the embeddable widget in one server."""
     import ui
 
     args = []
-    for flag, value in (("--host", host), ("--port", port), ("--root-path", root_path)):
+    options = (("--host", host), ("--port", port), ("--root-path", root_path), ("--watch", watch))
+    for flag, value in options:
         if value is not None:
             args += [flag, str(value)]
     for path in corpus:
