@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.responses import Response as HTTPResponse
 from fastapi.routing import APIRoute, APIRouter
@@ -525,6 +526,7 @@ def create_app(
     concurrency_limit: int = 4,
     max_queue: int = 64,
     admin_token: str | None = None,
+    upload_dir: str | os.PathLike[str] | None = None,
 ) -> FastAPI:
     """FastAPI app with ``POST /api/ask``, ``GET /healthz``, ``/gradio.js`` and the chat at ``/``.
 
@@ -532,7 +534,9 @@ def create_app(
     login on the chat and HTTP Basic on ``/api/ask``. ``cors_origins`` replaces Gradio's own CORS
     handling with an explicit allow-list for pages on other origins. A pipeline with a
     ``reload()`` method (``qa.reloading.ReloadablePipeline``) also gets ``POST /api/reload``,
-    guarded by ``admin_token`` (or loopback only when there is none).
+    guarded by ``admin_token`` (or loopback only when there is none). With ``upload_dir`` (a
+    folder of the corpus), ``POST /api/documents`` stores an uploaded file there under a safe
+    name and reloads, under the same guard.
     """
     import gradio as gr
 
@@ -594,6 +598,28 @@ def create_app(
             _check_admin(request, admin_token)
             result = pipeline.reload()  # type: ignore[union-attr]
             return JSONResponse(result.to_dict(), status_code=200 if result.reloaded else 500)
+
+    if upload_dir is not None:
+        from qa.documents import registered_suffixes
+        from qa.uploads import MAX_UPLOAD_BYTES, UploadError, safe_upload_name, save_upload
+
+        @app.post("/api/documents", status_code=201)
+        def upload_document(request: Request, file: UploadFile = File(...)) -> JSONResponse:  # noqa: B008
+            _check_admin(request, admin_token)
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + 64 * 1024:
+                raise HTTPException(413, f"upload limit is {MAX_UPLOAD_BYTES // 2**20} MiB")
+            try:
+                name = safe_upload_name(file.filename, registered_suffixes())
+                chunks = iter(lambda: file.file.read(1 << 20), b"")
+                saved = save_upload(upload_dir, name, chunks)
+            except UploadError as exc:
+                raise HTTPException(exc.status, str(exc)) from exc
+            body: dict[str, Any] = {"saved": saved.name}
+            if callable(getattr(pipeline, "reload", None)):
+                result = pipeline.reload()  # type: ignore[union-attr]
+                body["reload"] = result.to_dict()
+            return JSONResponse(body, status_code=201)
 
     app.include_router(api)
 
@@ -690,6 +716,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="poll the corpus every SECONDS and reload the index when files change (0: off; "
         "POST /api/reload works either way)",
     )
+    parser.add_argument(
+        "--upload-dir",
+        default=env("LUDAO_UPLOAD_DIR", ""),
+        help="folder for documents sent to POST /api/documents; it joins the corpus",
+    )
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -703,6 +734,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     auth = auth_from_env()
     settings = Settings.load(corpus=tuple(args.corpus) if args.corpus else None)
+    if args.upload_dir:
+        Path(args.upload_dir).mkdir(parents=True, exist_ok=True)
+        if args.upload_dir not in settings.corpus:
+            settings = dataclasses.replace(settings, corpus=(*settings.corpus, args.upload_dir))
     pipeline = ReloadablePipeline(lambda: Pipeline.from_settings(settings), corpus=settings.corpus)
     _warm_up(pipeline.current)
     if args.watch > 0:
@@ -718,6 +753,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         concurrency_limit=args.concurrency,
         max_queue=args.max_queue,
         admin_token=env("LUDAO_ADMIN_TOKEN") or None,
+        upload_dir=args.upload_dir or None,
     )
     uvicorn.run(
         app,
