@@ -4,6 +4,7 @@ The server runs in its own process (``python ui.py``), as it would in production
 generator does not share its interpreter. Request loops are bounded in count and time.
 
     python -m benchmarks.api_load --requests 40 --concurrency 1 4
+    python -m benchmarks.api_load --requests 200 --concurrency 8 --feedback-every 4
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,37 +66,97 @@ def start_server(port: int, env: dict[str, str], timeout: float = 300) -> subpro
     raise RuntimeError("the server did not answer /healthz in time")
 
 
-def run_level(base: str, questions: list[str], concurrency: int, n_requests: int) -> dict:
-    """Send ``n_requests`` questions with ``concurrency`` clients; latency per request."""
+def server_env(tmp: Path) -> dict[str, str]:
+    """Environment for a server with its own ``LUDAO_HOME`` (fresh feedback file and index)
+    that shares the converted models of the user's cache, so nothing is converted twice."""
+    from qa.config import ludao_home
+
+    home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    models = ludao_home() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(models, target_is_directory=True)
+    return {**os.environ, "LUDAO_HOME": str(home)}
+
+
+def count_feedback(path: Path) -> int:
+    """Whole JSON records in a feedback file; a torn or interleaved line would not parse."""
+    if not path.exists():
+        return 0
+    count = 0
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            json.loads(line)  # raises on a damaged record: that is a lost record too
+            count += 1
+    return count
+
+
+def run_level(
+    base: str,
+    questions: list[str],
+    concurrency: int,
+    n_requests: int,
+    *,
+    feedback_every: int = 0,
+) -> dict:
+    """Send ``n_requests`` questions with ``concurrency`` clients; latency per request.
+
+    With ``feedback_every=n``, every n-th request is followed by a ``POST /api/feedback`` about
+    its answer from the same client, so ratings arrive concurrently with questions and with
+    each other, as they do when many staff use the chat.
+    """
     import httpx
 
     latencies: list[float] = []
-    errors = 0
+    errors: dict[str, int] = {}
+    feedback_sent = 0
 
-    def one(i: int) -> tuple[float, bool]:
+    def one(i: int) -> tuple[float, str | None, bool]:
         q = questions[i % len(questions)]
         t0 = time.perf_counter()
+        error = None
         try:
             r = httpx.post(f"{base}/api/ask", json={"question": q}, timeout=120)
-            ok = r.status_code == 200 and "answers" in r.json()
-        except httpx.HTTPError:
-            ok = False
-        return (time.perf_counter() - t0) * 1000, ok
+            if r.status_code != 200 or "answers" not in r.json():
+                error = f"http {r.status_code}"
+        except httpx.HTTPError as exc:
+            error = type(exc).__name__
+        ms = (time.perf_counter() - t0) * 1000
+        sent = False
+        if feedback_every and i % feedback_every == 0 and error is None:
+            answers = r.json()["answers"]
+            rating = {"question": q, "rating": "like" if i % 2 else "dislike"}
+            if answers:
+                rating["answer"] = answers[0]["text"]
+            try:
+                f = httpx.post(f"{base}/api/feedback", json=rating, timeout=60)
+                sent = f.status_code == 201
+                if not sent:
+                    error = f"feedback http {f.status_code}"
+            except httpx.HTTPError as exc:
+                error = f"feedback {type(exc).__name__}"
+        return ms, error, sent
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for ms, ok in pool.map(one, range(n_requests)):
+        for ms, error, sent in pool.map(one, range(n_requests)):
             latencies.append(ms)
-            errors += not ok
+            feedback_sent += sent
+            if error:
+                errors[error] = errors.get(error, 0) + 1
     wall = time.perf_counter() - t0
     return {
         "concurrency": concurrency,
         "requests": n_requests,
-        "errors": errors,
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "feedback_sent": feedback_sent,
         "requests_per_s": round(n_requests / wall, 3),
         "latency_ms": {
             "p50": round(percentile(latencies, 50), 1),
             "p95": round(percentile(latencies, 95), 1),
+            "p99": round(percentile(latencies, 99), 1),
+            "max": round(max(latencies), 1),
         },
     }
 
@@ -103,19 +165,37 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument(
+        "--feedback-every",
+        type=int,
+        default=0,
+        help="also POST /api/feedback after every N-th request and check none is lost",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     questions = [ex.question for ex in load_examples(QUESTIONS)]
     port = _free_port()
-    proc = start_server(port, dict(os.environ))
-    try:
-        base = f"http://127.0.0.1:{port}"
-        run_level(base, questions, 1, 3)  # warm-up: loads the reader
-        levels = [run_level(base, questions, c, args.requests) for c in args.concurrency]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    result = {"endpoint": "/api/ask", "cpus": os.cpu_count(), "levels": levels}
+    with tempfile.TemporaryDirectory(prefix="ludao-load-") as tmp:
+        env = server_env(Path(tmp))
+        proc = start_server(port, env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            run_level(base, questions, 1, 3)  # warm-up
+            levels = [
+                run_level(base, questions, c, args.requests, feedback_every=args.feedback_every)
+                for c in args.concurrency
+            ]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        stored = count_feedback(Path(env["LUDAO_HOME"]) / "feedback.jsonl")
+    sent = sum(level["feedback_sent"] for level in levels)
+    result = {
+        "endpoint": "/api/ask",
+        "cpus": os.cpu_count(),
+        "levels": levels,
+        "feedback": {"sent": sent, "stored": stored, "lost": sent - stored},
+    }
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.out:
         args.out.write_text(text + "\n")

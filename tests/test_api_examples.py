@@ -50,6 +50,13 @@ def server_url(tmp_path_factory) -> str:
     proc.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def server_home(server_url: str) -> Path:
+    import httpx
+
+    return Path(httpx.get(f"{server_url}/healthz", timeout=10).json()["index_dir"]).parents[1]
+
+
 def test_documented_curl_calls_answer(server_url: str) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
@@ -72,3 +79,17 @@ def test_documented_gradio_client_snippet_runs(server_url: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=True
     ).stdout.strip()
     assert out and out != "文档中没有找到答案"
+
+
+def test_bounded_load_with_concurrent_feedback(server_url: str, server_home: Path) -> None:
+    """A small version of ``python -m benchmarks.api_load --concurrency 8 --feedback-every 4``."""
+    from benchmarks.api_load import QUESTIONS, count_feedback, run_level
+    from qa.evaluation import load_examples
+
+    feedback = server_home / "feedback.jsonl"
+    before = count_feedback(feedback)
+    questions = [ex.question for ex in load_examples(QUESTIONS)]
+    level = run_level(server_url, questions, 8, 48, feedback_every=2)
+    assert level["errors"] == 0, level["error_kinds"]
+    assert level["feedback_sent"] == 24
+    assert count_feedback(feedback) - before == 24
