@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .evaluation import QAExample, answer_in_text, exact_match, f1, percentile
+from .evaluation import QAExample, answer_in_text, detect_language, exact_match, f1, percentile
 from .readers import Reader
 from .schema import Hit, Passage
 
@@ -151,10 +151,13 @@ def evaluate(
         best = answers[0] if answers else None
         best_text = best.text if best else ""
         prediction = "" if reading.no_answer else best_text
-        em += exact_match(prediction, ex.answers)
-        f1s += f1(prediction, ex.answers)
-        em_forced += exact_match(best_text, ex.answers)
-        f1_forced += f1(best_text, ex.answers)
+        # The question's language picks the metric, as the official scripts do per data set:
+        # in CMRC every answer, "1998" included, is scored with the CMRC metric.
+        language = detect_language(ex.question)
+        em += exact_match(prediction, ex.answers, language=language)
+        f1s += f1(prediction, ex.answers, language=language)
+        em_forced += exact_match(best_text, ex.answers, language=language)
+        f1_forced += f1(best_text, ex.answers, language=language)
         na_correct += float(bool(ex.answers) != reading.no_answer)
         if ex.answers and with_retrieval:
             answerable += 1

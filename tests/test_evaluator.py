@@ -137,3 +137,21 @@ def test_gold_passage_mode_reads_the_own_paragraph() -> None:
     assert report.f1 > 0 and report.exact_match == 0.0
     with pytest.raises(ValueError, match="no paragraph"):
         gold_passage_asker(SentenceReader())(QAExample("x", "问？", ("甲",)))
+
+
+def test_the_question_language_picks_the_metric() -> None:
+    """A Latin-only gold in a Chinese question set is scored like CMRC: '1998年' vs '1998'."""
+    year = make_passage("y", "该公司成立于1998年。")
+    examples = [
+        QAExample("zh", "公司哪一年成立？", ("1998",)),
+        QAExample("en", "When was it founded?", ("1998",)),
+    ]
+
+    def ask(example: QAExample):
+        return [Hit(year, 1.0)], Reading(answers=[answer("1998年", year)], no_answer=False)
+
+    report, _ = evaluate(
+        examples, ask, reader_name="s", embedding_model=None, mode="t", with_retrieval=False
+    )
+    # zh: tokens 1998|年 vs 1998 → F1 2/3; en: one token "1998年" ≠ "1998" → 0
+    assert report.f1 == pytest.approx((2 / 3 + 0) / 2)
