@@ -11,7 +11,7 @@ from conftest import FakeEncoder
 
 from embeddings.index import FaissIndex
 from qa.errors import IndexCorruptError, IndexMismatchError
-from qa.retrieval import DENSE, MANIFEST, PASSAGES, Retriever, corpus_hash
+from qa.retrieval import DENSE, MANIFEST, PASSAGES, VECTORS, Retriever, corpus_hash
 from qa.schema import Passage
 
 
@@ -113,7 +113,7 @@ def edit_manifest(directory: Path, **changes: object) -> None:
 def test_directory_round_trip(
     saved: Path, fake_encoder: FakeEncoder, passages: list[Passage]
 ) -> None:
-    assert sorted(p.name for p in saved.iterdir()) == [DENSE, MANIFEST, PASSAGES]
+    assert sorted(p.name for p in saved.iterdir()) == [DENSE, MANIFEST, PASSAGES, VECTORS]
     assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
     manifest = json.loads((saved / MANIFEST).read_text())
     assert manifest["embedding_model"] == "fake-encoder"
