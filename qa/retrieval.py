@@ -524,7 +524,7 @@ def vectors_digest(vectors: np.ndarray) -> str:
 
 
 def check_vectors_header(path: Path, count: int, dimension: int) -> None:
-    """Cheap check of ``vectors.npy``: float32 ``(count, dimension)`` by its header alone.
+    """Cheap check of ``vectors.npy``: float32 ``(count, dimension)`` by its header and size.
 
     Raises:
         IndexCorruptError: missing, not a NumPy file, or another shape or type.
@@ -536,12 +536,18 @@ def check_vectors_header(path: Path, count: int, dimension: int) -> None:
                 shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
             else:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            data_bytes = os.fstat(fh.fileno()).st_size - fh.tell()
     except (OSError, ValueError) as exc:
         raise IndexCorruptError(f"{path} is missing or unreadable; {REBUILD_HINT}") from exc
     if shape != (count, dimension) or dtype != np.float32 or fortran:
         raise IndexCorruptError(
             f"{path} holds {dtype} vectors of shape {shape}, the manifest says float32 "
             f"({count}, {dimension}); {REBUILD_HINT}"
+        )
+    if data_bytes != count * dimension * 4:
+        raise IndexCorruptError(
+            f"{path} is truncated ({data_bytes} bytes of vectors, expected "
+            f"{count * dimension * 4}); {REBUILD_HINT}"
         )
 
 
