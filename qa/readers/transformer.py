@@ -6,6 +6,11 @@ window proposes its best spans (``spans.best_spans``), spans are tidied, mapped 
 characters, merged when several windows or passages give the same text, and scored with the
 calibration that travels with the model. The reader declines when even the best span's
 probability is under the model's no-answer threshold (chosen on held-out training data).
+
+Speed options, each measured in ``benchmarks/speed.py`` before being trusted: int8 dynamic
+quantization of the Linear layers, reading only the first ``max_passages`` retrieved passages,
+shorter windows (``max_length``/``stride``), and ``early_exit``: read the top passage alone first
+and skip the rest when its best answer is already that probable.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 from ..schema import Answer, Passage, Span
 from .base import Reading
-from .packaging import ReaderConfig, load_reader_model
+from .packaging import QUANTIZATIONS, Quantization, ReaderConfig, load_reader_model
 from .spans import SpanCandidate, best_spans, tidy_span
 from .windows import make_windows
 
@@ -51,10 +56,22 @@ class TransformerReader:
         stride: int | None = None,
         max_answer_tokens: int | None = None,
         no_answer_threshold: float | None = None,
+        quantize: Quantization = "none",
+        max_passages: int | None = None,
+        early_exit: float | None = None,
     ) -> None:
+        if quantize not in QUANTIZATIONS:
+            raise ValueError(f"unknown reader quantization {quantize!r}; one of {QUANTIZATIONS}")
+        if max_passages is not None and max_passages < 1:
+            raise ValueError(f"max_passages must be at least 1, got {max_passages}")
+        if early_exit is not None and not 0.0 < early_exit <= 1.0:
+            raise ValueError(f"early_exit is a probability in (0, 1], got {early_exit}")
         self.model_name = model
         self.device = device
         self.batch_size = batch_size
+        self.quantize = quantize
+        self.max_passages = max_passages
+        self.early_exit = early_exit
         self._overrides = {
             "max_length": max_length,
             "stride": stride,
@@ -84,7 +101,9 @@ class TransformerReader:
         with self._lock:
             if self._model is not None:
                 return
-            model, tokenizer, config = load_reader_model(self.model_name, device=self.device)
+            model, tokenizer, config = load_reader_model(
+                self.model_name, device=self.device, quantize=self.quantize
+            )
             for key, value in self._overrides.items():
                 if value is not None:
                     setattr(config, key, value)
@@ -94,9 +113,35 @@ class TransformerReader:
 
     def read(self, question: str, passages: Sequence[Passage], top_k: int = 3) -> Reading:
         """Best answers to ``question`` found in ``passages``, best first."""
+        if self.max_passages is not None:
+            passages = passages[: self.max_passages]
         if not passages:
             return Reading(answers=[], no_answer=True)
         self.warm_up()
+        if self.early_exit is not None and len(passages) > 1:
+            candidates = self._candidates(question, passages[:1], first_index=0)
+            answers, best_margin = self._merge(candidates, passages, top_k)
+            if answers and answers[0].score >= self.early_exit:
+                return self._reading(answers, best_margin, early_exit=True)
+            candidates += self._candidates(question, passages[1:], first_index=1)
+        else:
+            candidates = self._candidates(question, passages, first_index=0)
+        answers, best_margin = self._merge(candidates, passages, top_k)
+        return self._reading(answers, best_margin)
+
+    def _reading(self, answers: list[Answer], best_margin: float, *, early_exit: bool = False):
+        best = answers[0].score if answers else 0.0
+        details = {"best_score": best, "best_margin": best_margin}
+        if early_exit:
+            details["early_exit"] = 1.0
+        return Reading(
+            answers=answers, no_answer=best < self.config.no_answer_threshold, details=details
+        )
+
+    def _candidates(
+        self, question: str, passages: Sequence[Passage], *, first_index: int
+    ) -> list[SpanCandidate]:
+        """Span candidates of ``passages``; ``context_index`` counts from ``first_index``."""
         config = self.config
         windows = make_windows(
             self._tokenizer,
@@ -113,18 +158,11 @@ class TransformerReader:
                     logits.start[w],
                     logits.end[w],
                     windows.offsets[w],
-                    context_index=windows.context_index[w],
+                    context_index=windows.context_index[w] + first_index,
                     max_answer_tokens=config.max_answer_tokens,
                 )
             )
-        answers, best_margin = self._merge(candidates, passages, top_k)
-        best = answers[0].score if answers else 0.0
-        no_answer = best < config.no_answer_threshold
-        return Reading(
-            answers=answers,
-            no_answer=no_answer,
-            details={"best_score": best, "best_margin": best_margin},
-        )
+        return candidates
 
     def _run(self, windows) -> WindowLogits:
         import torch
