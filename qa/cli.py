@@ -1,4 +1,4 @@
-"""``ludao``: index, ask, eval, serve, train-reader, calibrate-reader, bench.
+"""``ludao``: index, docs, ask, eval, serve, train-reader, calibrate-reader, bench.
 
 Commands are glue: parse options, call the library, turn library errors into CLI errors.
 """
@@ -56,7 +56,7 @@ def index(paths: tuple[str, ...], rebuild: bool) -> None:
     try:
         from embeddings.encoder import SentenceEncoder
 
-        from .indexing import index_dir_for, open_index, read_corpus
+        from .indexing import index_dir_for, read_corpus, update_index
 
         settings = _settings(paths)
         encoder = SentenceEncoder(settings.embedding_model, device=settings.device)
@@ -64,15 +64,17 @@ def index(paths: tuple[str, ...], rebuild: bool) -> None:
             settings.corpus, max_chars=settings.max_chars, min_chars=settings.min_chars
         )
         index_dir = index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
-        open_index(corpus, encoder, index_dir, rebuild=rebuild)
+        update = update_index(corpus, encoder, index_dir, rebuild=rebuild)
     except LudaoError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
         json.dumps(
             {
                 "index_dir": str(index_dir),
-                "documents": len(corpus.documents),
-                "passages": len(corpus.passages),
+                "documents": len(corpus.documents) - len(update.excluded),
+                "passages": len(update.retriever),
+                **update.counts(),
+                "excluded_documents": update.excluded,
                 "dropped_paragraphs": sum(
                     int(d.meta.get("dropped_paragraphs", 0)) for d in corpus.documents
                 ),
@@ -290,6 +292,94 @@ def bench(corpus: tuple[str, ...], questions: str | None, repeat: int, as_json: 
 
     result = run_latency_benchmark(_settings(corpus), questions=questions, repeat=repeat)
     click.echo(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2))
+
+
+@cli.group()
+def docs() -> None:
+    """The documents of a saved index: list, remove, restore.
+
+    A removed document's passages leave the index at once (nothing is re-embedded), and later
+    `ludao index` runs of the same corpus keep it out even though its file is still there, until
+    `ludao docs restore` brings it back (the next `ludao index` then embeds it again). Delete or
+    move the file instead to drop it for good.
+    """
+
+
+def _index_dir(corpus: tuple[str, ...]) -> Path:
+    """The folder `ludao index` uses for the corpus (the encoder loads no model to say so)."""
+    from embeddings.encoder import SentenceEncoder
+
+    from .indexing import index_dir_for
+
+    settings = _settings(corpus)
+    encoder = SentenceEncoder(settings.embedding_model, device=settings.device)
+    return index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
+
+
+_CORPUS_OPTION = click.option(
+    "--corpus",
+    "corpus",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="The indexed files or folders, as given to `ludao index` (default: the default corpus).",
+)
+
+
+@docs.command(name="list")
+@_CORPUS_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+def docs_list(corpus: tuple[str, ...], as_json: bool) -> None:
+    """List the indexed documents (id, source, passages, SHA-256, indexed time)."""
+    from dataclasses import asdict
+
+    from .indexing import list_documents
+
+    try:
+        listing = list_documents(_index_dir(corpus))
+    except LudaoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        data = {
+            "index_dir": str(listing.index_dir),
+            "created": listing.created,
+            "documents": [asdict(d) for d in listing.documents],
+            "removed": listing.excluded,
+        }
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    for d in listing.documents:
+        digest = (d.sha256 or "-")[:12]
+        click.echo(f"{d.id}\t{d.passages}\t{digest}\t{d.indexed or '-'}\t{d.source}")
+    for e in listing.excluded:
+        click.echo(f"{e.get('id')}\tremoved {e.get('removed', '')}\t{e.get('source', '')}")
+
+
+@docs.command(name="remove")
+@click.argument("document")
+@_CORPUS_OPTION
+def docs_remove(document: str, corpus: tuple[str, ...]) -> None:
+    """Remove DOCUMENT (an id from `ludao docs list`, or its file's path) from the index."""
+    from .indexing import remove_document
+
+    try:
+        record = remove_document(_index_dir(corpus), document)
+    except LudaoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"removed {record.id} ({record.passages} passages); `ludao docs restore` undoes it")
+
+
+@docs.command(name="restore")
+@click.argument("document")
+@_CORPUS_OPTION
+def docs_restore(document: str, corpus: tuple[str, ...]) -> None:
+    """Undo `ludao docs remove DOCUMENT`; the next `ludao index` embeds it again."""
+    from .indexing import restore_document
+
+    try:
+        entry = restore_document(_index_dir(corpus), document)
+    except LudaoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"restored {entry.get('id')}; run `ludao index` to put it back in the index")
 
 
 def main() -> None:  # pragma: no cover - console entry point
