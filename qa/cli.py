@@ -347,6 +347,7 @@ def docs_list(corpus: tuple[str, ...], as_json: bool) -> None:
         }
         click.echo(json.dumps(data, ensure_ascii=False))
         return
+    click.echo("id\tpassages\tsha256\tindexed\tsource")
     for d in listing.documents:
         digest = (d.sha256 or "-")[:12]
         click.echo(f"{d.id}\t{d.passages}\t{digest}\t{d.indexed or '-'}\t{d.source}")
