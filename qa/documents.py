@@ -6,7 +6,9 @@ point into the file the user has, so cleaning keeps a per-character map back to 
 
 Loaders are registered by file suffix. A loader turns a path into ``RawText`` (text plus the
 offsets where pages start, for paged formats); everything after that is shared, so a PDF, DOCX
-or HTML loader only has to extract text.
+or HTML loader only has to extract text. Plain text and Markdown are loaded here; the other
+formats live in ``qa.loaders`` (one module each), imported at the end of this module so that
+importing ``qa.documents`` is enough to have them all registered.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from qa.chunking import CLOSERS, GAPS_KEY, ends_sentence
 from qa.errors import LudaoError
+from qa.ingest import IngestReport, PathFilter, SkipReason
 from qa.schema import Document
 
 logger = logging.getLogger(__name__)
@@ -44,20 +47,31 @@ title is not lost because the text cites it)."""
 
 
 class DocumentError(LudaoError):
-    """A file that cannot be turned into a document (binary, undecodable, unsupported)."""
+    """A file that cannot be turned into a document (binary, undecodable, unsupported).
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    ``reason`` is the human-readable explanation; ``kind`` the category that ingestion reports
+    count by (see ``qa.ingest.SkipReason``).
+    """
+
+    def __init__(self, path: str | Path, reason: str, kind: SkipReason = "unreadable") -> None:
         self.path = str(path)
         self.reason = reason
+        self.kind: SkipReason = kind
         super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)
 class RawText:
-    """What a loader extracts: text as found, and where pages 1, 2, ... start in it (if paged)."""
+    """What a loader extracts: text as found, and where pages 1, 2, ... start in it (if paged).
+
+    ``hard_breaks`` says that every line break in ``text`` ends a paragraph (DOCX paragraphs,
+    HTML blocks, table rows), so cleaning must not join lines as it does for hard-wrapped plain
+    text and PDF lines, where a break usually falls inside a sentence.
+    """
 
     text: str
     page_starts: tuple[int, ...] = ()
+    hard_breaks: bool = False
 
 
 Loader = Callable[[Path], RawText]
@@ -92,17 +106,22 @@ def read_text_file(path: str | Path) -> str:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise DocumentError(path, "invalid UTF-16") from exc
+            raise DocumentError(path, "invalid UTF-16", "undecodable") from exc
     if b"\x00" in data:
-        raise DocumentError(path, "binary file (contains NUL bytes)")
+        raise DocumentError(path, "binary file (contains NUL bytes)", "binary")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = _detect_encoding(path, data)
     controls = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r\f\v")
     if controls > 0.05 * len(text):
-        raise DocumentError(path, "binary file (control characters)")
+        raise DocumentError(path, "binary file (control characters)", "binary")
     return text
+
+
+_CHINESE = ["gb18030", "big5"]
+CHINESE_LOOSE_MESS = 0.3
+"""charset-normalizer's mess ratio allowed on the last try (its default is 0.2)."""
 
 
 def _detect_encoding(path: Path, data: bytes) -> str:
@@ -111,9 +130,18 @@ def _detect_encoding(path: Path, data: bytes) -> str:
     except ImportError as exc:  # pragma: no cover - it is a declared dependency
         raise DocumentError(path, "not UTF-8, and charset-normalizer is not installed") from exc
     # Chinese encodings first: unrestricted detection mistakes short GBK text for cp949 etc.
-    match = from_bytes(data, cp_isolation=["gb18030", "big5"]).best() or from_bytes(data).best()
+    match = (
+        from_bytes(data, cp_isolation=_CHINESE).best()
+        or from_bytes(data).best()
+        # Short GB18030 text dense in Tibetan, Mongolian or Yi letters next to Chinese looks
+        # "messy" to the detector (mixed scripts), though it decodes exactly: last, a looser
+        # mess threshold for the Chinese encodings only, once nothing else fits.
+        or from_bytes(data, cp_isolation=_CHINESE, threshold=CHINESE_LOOSE_MESS).best()
+    )
     if match is None:
-        raise DocumentError(path, "undecodable: not UTF-8, GBK/GB18030, Big5 or a known encoding")
+        raise DocumentError(
+            path, "undecodable: not UTF-8, GBK/GB18030, Big5 or a known encoding", "undecodable"
+        )
     logger.info("%s: decoded as %s", path, match.encoding)
     return str(match)
 
@@ -208,8 +236,12 @@ def clean_text(raw: str) -> tuple[str, list[int]]:
     return cleaned.text, cleaned.offsets
 
 
-def _clean(raw: str) -> _Cleaned:
-    paragraphs, headings = _join_lines(_lines(raw))
+def _clean(raw: str, *, hard_breaks: bool = False) -> _Cleaned:
+    lines = _lines(raw)
+    if hard_breaks:
+        paragraphs, headings = lines, _heading_flags([line.text for line in lines])
+    else:
+        paragraphs, headings = _join_lines(lines)
     kept = _dedupe([p.text for p in paragraphs], headings)
     out = _Piece()
     gaps: list[int] = []
@@ -360,17 +392,32 @@ def load_document(path: str | Path) -> Document:
     ``_``), so it is stable across runs and machines; ``title`` is the first paragraph when it
     is a short line that does not end a sentence (a title), else the stem. ``meta`` holds
     ``dropped_paragraphs`` (a count) and ``GAPS_KEY`` (see ``qa.chunking``).
+
+    Raises ``DocumentError`` (with a ``kind``) for anything wrong with the file; a loader that
+    fails in an unforeseen way on a damaged file is reported as ``broken``, never a traceback.
     """
     path = Path(path)
+    if not path.exists():
+        raise DocumentError(path, "no such file or folder", "missing")
     loader = _LOADERS.get(path.suffix.lower())
     if loader is None:
-        raise DocumentError(path, f"no loader for {path.suffix or 'suffix-less'} files")
+        raise DocumentError(
+            path, f"no loader for {path.suffix or 'suffix-less'} files", "unsupported"
+        )
     if not path.is_file():
-        raise DocumentError(path, "not a file")
-    raw = loader(path)
-    cleaned = _clean(raw.text)
+        raise DocumentError(path, "not a file", "unreadable")
+    if path.stat().st_size == 0:
+        raise DocumentError(path, "empty file", "empty")
+    try:
+        raw = loader(path)
+    except (DocumentError, OSError):
+        raise
+    except Exception as exc:  # third-party parsers raise anything on hostile input
+        logger.debug("loader failed on %s", path, exc_info=True)
+        raise DocumentError(path, f"broken: {type(exc).__name__}: {exc}", "broken") from exc
+    cleaned = _clean(raw.text, hard_breaks=raw.hard_breaks)
     if not cleaned.text:
-        raise DocumentError(path, "no text")
+        raise DocumentError(path, "no text", "empty")
     positions = cleaned.offsets[:-1]
     pages = tuple(
         (bisect_left(positions, start), number)
@@ -403,38 +450,78 @@ def _title(text: str, fallback: str) -> str:
     return fallback
 
 
-def load_documents(paths_or_dirs: str | Path | Iterable[str | Path]) -> Iterator[Document]:
-    """Load every file given, and every file with a registered suffix under the folders given.
+def load_documents(
+    paths_or_dirs: str | Path | Iterable[str | Path],
+    *,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+    report: IngestReport | None = None,
+) -> Iterator[Document]:
+    """Load every file given, and the files under the folders given.
 
-    Folders are walked recursively in sorted order, skipping hidden files and folders. A file
-    that fails is logged and skipped, so one bad file does not stop a whole corpus. Two files
-    with the same stem get ids ``stem`` and ``stem-2`` (in walk order).
+    Folders are walked recursively in sorted order, skipping hidden files and folders, and
+    keeping the files that ``include``/``exclude`` glob patterns accept (matched against the
+    path relative to the folder walked; see ``qa.ingest.PathFilter``). Files named directly
+    are always taken. A file that fails is logged and skipped, so one bad file does not stop a
+    whole corpus. Two files with the same stem get ids ``stem`` and ``stem-2`` (in walk order).
+
+    With ``report``, every file taken is recorded there as loaded or skipped with its reason,
+    including folder files without a loader (those are logged at INFO only: folders often hold
+    spreadsheets and images next to the documents).
     """
     if isinstance(paths_or_dirs, (str, Path)):
         paths_or_dirs = [paths_or_dirs]
+    selection = PathFilter.of(include, exclude)
     seen: dict[str, int] = {}
-    for path in _files(paths_or_dirs):
+    for path, in_folder in _files(paths_or_dirs, selection):
         try:
             doc = load_document(path)
         except (DocumentError, OSError) as exc:
-            logger.warning(
-                "skipping %s", exc if isinstance(exc, DocumentError) else f"{path}: {exc}"
-            )
+            error = exc if isinstance(exc, DocumentError) else _os_error(path, exc)
+            quiet = in_folder and error.kind == "unsupported"
+            logger.log(logging.INFO if quiet else logging.WARNING, "skipping %s", error)
+            if report is not None:
+                report.add_skipped(str(path), error.kind, error.reason)
             continue
         seen[doc.id] = seen.get(doc.id, 0) + 1
         if seen[doc.id] > 1:
             doc = dataclasses.replace(doc, id=f"{doc.id}-{seen[doc.id]}")
+        if report is not None:
+            report.add_loaded(
+                str(path), doc_id=doc.id, characters=len(doc.text), pages=len(doc.pages)
+            )
         yield doc
 
 
-def _files(paths: Iterable[str | Path]) -> Iterator[Path]:
+def scan_documents(
+    paths_or_dirs: str | Path | Iterable[str | Path],
+    *,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+) -> tuple[list[Document], IngestReport]:
+    """Load like :func:`load_documents` and return the documents with the per-file report."""
+    report = IngestReport()
+    documents = list(load_documents(paths_or_dirs, include=include, exclude=exclude, report=report))
+    return documents, report
+
+
+def _os_error(path: Path, exc: OSError) -> DocumentError:
+    return DocumentError(path, exc.strerror or str(exc), "unreadable")
+
+
+def _files(paths: Iterable[str | Path], selection: PathFilter) -> Iterator[tuple[Path, bool]]:
+    """``(path, found_in_a_folder)`` for every file to try, missing paths included."""
     for path in map(Path, paths):
         if path.is_dir():
             for file in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
-                if file.is_file() and not hidden and file.suffix.lower() in _LOADERS:
-                    yield file
-        elif path.exists():
-            yield path
+                relative = file.relative_to(path)
+                hidden = any(part.startswith(".") for part in relative.parts)
+                if file.is_file() and not hidden and selection.accepts(relative.as_posix()):
+                    yield file, True
         else:
-            logger.warning("skipping %s: no such file or folder", path)
+            yield path, False  # load_document reports it when it is missing or not a file
+
+
+# Format loaders register themselves on import; they import their parsers lazily, so this
+# costs a few small modules. Placed last because they import the names defined above.
+import qa.loaders  # noqa: E402, F401
