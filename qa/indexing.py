@@ -32,6 +32,7 @@ from .chunking import chunk
 from .documents import load_documents
 from .errors import IndexCorruptError, IndexMismatchError, LudaoError
 from .index_guard import recover_interrupted_save, writer_lock
+from .ingest import IngestReport
 from .retrieval import (
     CorpusChangedError,
     Retriever,
@@ -76,6 +77,8 @@ class Corpus:
     documents: list[Document]
     passages: list[Passage]
     records: list[DocumentRecord] = field(default_factory=list)
+    report: IngestReport = field(default_factory=IngestReport)
+    """What happened to every file looked at: loaded (with sizes) or skipped (with a reason)."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,26 @@ class IndexUpdate:
         return {"reused": self.reused, "embedded": self.embedded, "removed": self.removed}
 
 
-def read_corpus(paths: Sequence[str | Path], *, max_chars: int, min_chars: int) -> Corpus:
-    """Load every supported file under ``paths``, chunk it into passages, and describe its file."""
-    documents = list(load_documents([Path(p) for p in paths]))
+def read_corpus(
+    paths: Sequence[str | Path],
+    *,
+    max_chars: int,
+    min_chars: int,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> Corpus:
+    """Load every supported file under ``paths``, chunk it into passages, and describe its file.
+
+    ``include``/``exclude`` are glob patterns for the files in folders (``qa.ingest.PathFilter``).
+    """
+    report = IngestReport()
+    documents = list(
+        load_documents([Path(p) for p in paths], include=include, exclude=exclude, report=report)
+    )
     if not documents:
-        raise LudaoError(f"no readable documents found in {', '.join(map(str, paths))}")
+        raise LudaoError(
+            f"no readable documents found in {', '.join(map(str, paths))} ({report.summary()})"
+        )
     passages = [
         p for doc in documents for p in chunk(doc, max_chars=max_chars, min_chars=min_chars)
     ]
@@ -112,8 +130,9 @@ def read_corpus(paths: Sequence[str | Path], *, max_chars: int, min_chars: int) 
     for passage in passages:
         per_doc[passage.doc_id] = per_doc.get(passage.doc_id, 0) + 1
     records = [_describe(doc, per_doc.get(doc.id, 0)) for doc in documents]
+    report.set_passages(per_doc)
     logger.info("%d documents, %d passages", len(documents), len(passages))
-    return Corpus(documents=documents, passages=passages, records=records)
+    return Corpus(documents=documents, passages=passages, records=records, report=report)
 
 
 def _describe(doc: Document, passages: int) -> DocumentRecord:
