@@ -51,8 +51,26 @@ def cli(verbose: int, quiet: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--rebuild", is_flag=True, help="Rebuild even if a current index exists.")
-def index(paths: tuple[str, ...], rebuild: bool) -> None:
-    """Build (or reuse) the index of PATHS (files or folders; default: the default corpus)."""
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only files in folders matching this glob (relative path, e.g. '**/*.pdf'; repeatable).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave out files or folders matching this glob (e.g. 'drafts/*'; repeatable).",
+)
+def index(
+    paths: tuple[str, ...], rebuild: bool, include: tuple[str, ...], exclude: tuple[str, ...]
+) -> None:
+    """Build (or reuse) the index of PATHS (files or folders; default: the default corpus).
+
+    Prints one JSON object: index counts, and under "files" every file looked at, loaded or
+    skipped with the reason (unsupported, empty, binary, encrypted, broken, undecodable, ...).
+    """
     try:
         from embeddings.encoder import SentenceEncoder
 
@@ -61,7 +79,11 @@ def index(paths: tuple[str, ...], rebuild: bool) -> None:
         settings = _settings(paths)
         encoder = SentenceEncoder(settings.embedding_model, device=settings.device)
         corpus = read_corpus(
-            settings.corpus, max_chars=settings.max_chars, min_chars=settings.min_chars
+            settings.corpus,
+            max_chars=settings.max_chars,
+            min_chars=settings.min_chars,
+            include=include,
+            exclude=exclude,
         )
         index_dir = index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
         update = update_index(corpus, encoder, index_dir, rebuild=rebuild)
@@ -78,6 +100,10 @@ def index(paths: tuple[str, ...], rebuild: bool) -> None:
                 "dropped_paragraphs": sum(
                     int(d.meta.get("dropped_paragraphs", 0)) for d in corpus.documents
                 ),
+                "files_loaded": len(corpus.report.loaded),
+                "files_skipped": len(corpus.report.skipped),
+                "skipped_by_reason": corpus.report.counts()["skipped_by_reason"],
+                "files": [f.to_dict() for f in corpus.report.files],
             },
             ensure_ascii=False,
         )
