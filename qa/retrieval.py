@@ -227,7 +227,10 @@ class Retriever:
         """
         if self._vectors is None:
             if self._vectors_file is None:
-                raise RuntimeError("no vectors: call build() first")
+                raise RuntimeError(
+                    "no vectors: call build() first (a retriever given only a dense_index "
+                    "needs vectors= as well to be saved)"
+                )
             path, digest = self._vectors_file
             self._vectors = read_vectors(path, len(self.passages), self.encoder.dimension, digest)
         return self._vectors
