@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder
 
-from embeddings.index import FaissIndex
+import embeddings.index as index_module
+from embeddings.index import FaissIndex, IndexParams
 from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.retrieval import DENSE, MANIFEST, PASSAGES, VECTORS, Retriever, corpus_hash
 from qa.schema import Passage
@@ -94,6 +95,159 @@ def test_truncated_file_is_corrupt(tmp_path: Path, keep: float) -> None:
 def test_missing_file_is_corrupt(tmp_path: Path) -> None:
     with pytest.raises(IndexCorruptError, match="missing"):
         FaissIndex.load(tmp_path / "nothing.faiss")
+
+
+# -- kinds: flat, hnsw, ivf ---------------------------------------------------------------------
+
+SMALL_IVF = IndexParams(nlist=16, nprobe=16, train_per_cell=40)
+
+
+def clustered_rows(n: int, dim: int = 32, clusters: int = 20, seed: int = 1) -> np.ndarray:
+    """Unit vectors around ``clusters`` centres: the shape approximate indexes are built for."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    rows = centres[rng.integers(0, clusters, n)] + 0.3 * rng.standard_normal((n, dim))
+    rows = rows.astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def build(kind: str, vectors: np.ndarray) -> FaissIndex:
+    return FaissIndex.from_vectors(vectors, kind=kind, params=SMALL_IVF)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_each_kind_finds_the_right_neighbour_on_clustered_data(kind: str) -> None:
+    vectors = clustered_rows(2000)
+    index = build(kind, vectors)
+    assert index.kind == kind and len(index) == 2000 and index.dimension == 32
+    rng = np.random.default_rng(7)
+    targets = rng.choice(2000, 50, replace=False)
+    noisy = vectors[targets] + 0.02 * rng.standard_normal((50, 32)).astype(np.float32)
+    scores, ids = index.search(noisy / np.linalg.norm(noisy, axis=1, keepdims=True), k=5)
+    assert ids.shape == (50, 5)
+    assert np.mean(ids[:, 0] == targets) >= 0.95
+    assert np.all(np.diff(scores, axis=1) <= 1e-5)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_each_kind_round_trips_with_its_search_settings(kind: str, tmp_path: Path) -> None:
+    vectors = clustered_rows(1500)
+    index = build(kind, vectors)
+    if kind == "hnsw":
+        index.set_search_params(ef_search=23)
+    elif kind == "ivf":
+        index.set_search_params(nprobe=3)
+    loaded = FaissIndex.load(index.save(tmp_path / f"{kind}.faiss"))
+    assert loaded.kind == kind and len(loaded) == 1500 and loaded.dimension == 32
+    assert loaded.search_params == index.search_params
+    assert (
+        loaded.search_params == {"flat": {}, "hnsw": {"ef_search": 23}, "ivf": {"nprobe": 3}}[kind]
+    )
+    for a, b in zip(index.search(vectors[:40], 5), loaded.search(vectors[:40], 5), strict=True):
+        np.testing.assert_array_equal(a, b)
+    loaded.add(clustered_rows(10, seed=5))  # a loaded index keeps growing, ids continue
+    assert len(loaded) == 1510
+    assert loaded.search(clustered_rows(10, seed=5)[3], k=1)[1][0, 0] == 1503
+
+
+def test_hnsw_can_be_built_empty_and_grown() -> None:
+    index = FaissIndex(32, kind="hnsw", params=IndexParams(hnsw_m=8, ef_search=40))
+    assert len(index) == 0 and index.search_params == {"ef_search": 40}
+    vectors = clustered_rows(300)
+    index.add(vectors)
+    assert index.search(vectors[42], k=1)[1][0, 0] == 42
+
+
+def test_auto_picks_exact_below_the_limit_and_approximate_from_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(index_module, "EXACT_LIMIT", 800)
+    vectors = clustered_rows(800)
+    assert FaissIndex.from_vectors(vectors[:799]).kind == "flat"
+    approximate = FaissIndex.from_vectors(vectors, params=SMALL_IVF)
+    assert approximate.kind == index_module.APPROXIMATE_KIND != "flat"
+    assert len(approximate) == 800
+    monkeypatch.setattr(index_module, "APPROXIMATE_KIND", "hnsw")
+    assert FaissIndex.from_vectors(vectors).kind == "hnsw"
+
+
+def test_default_nlist_grows_with_the_corpus_and_stays_bounded() -> None:
+    assert index_module.default_nlist(1) == 1
+    assert index_module.default_nlist(10_000) == 256
+    assert index_module.default_nlist(1_000_000) == 2048
+    assert index_module.default_nlist(10**9) == 4096
+
+
+def test_ivf_with_fewer_vectors_than_cells_still_works() -> None:
+    vectors = clustered_rows(10)
+    index = FaissIndex.from_vectors(vectors, kind="ivf", params=IndexParams(nlist=64, nprobe=64))
+    assert index.search(vectors[4], k=1)[1][0, 0] == 4
+
+
+def test_missing_neighbours_are_minus_one_with_minus_infinity() -> None:
+    index = FaissIndex.from_vectors(
+        clustered_rows(600), kind="ivf", params=IndexParams(nlist=32, nprobe=1)
+    )
+    scores, ids = index.search(clustered_rows(3, seed=9), k=600)  # one cell cannot hold 600
+    assert ids.shape == (3, 600) and np.any(ids < 0)
+    assert np.all(np.isneginf(scores[ids < 0])) and np.all(np.isfinite(scores[ids >= 0]))
+
+
+@pytest.mark.parametrize("kind", ["bogus", "IVF", ""])
+def test_unknown_kind_is_a_value_error(kind: str) -> None:
+    with pytest.raises(ValueError, match="unknown index kind"):
+        FaissIndex(8, kind=kind)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown index kind"):
+        FaissIndex.from_vectors(unit_rows(5, 8), kind=kind)
+
+
+def test_bad_settings_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="from_vectors"):
+        FaissIndex(8, kind="ivf")
+    with pytest.raises(ValueError, match="nprobe"):
+        IndexParams(nprobe=0)
+    with pytest.raises(ValueError, match="encoding"):
+        IndexParams(ivf_encoding="pq4")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="divide"):
+        FaissIndex.from_vectors(
+            unit_rows(300, 30), kind="ivf", params=IndexParams(ivf_encoding="pq", pq_m=8)
+        )
+    with pytest.raises(ValueError, match="zero vectors"):
+        FaissIndex.from_vectors(np.zeros((0, 8), np.float32), kind="ivf")
+    flat = FaissIndex(8)
+    with pytest.raises(ValueError, match="'hnsw'"):
+        flat.set_search_params(ef_search=10)
+    with pytest.raises(ValueError, match="positive"):
+        build("hnsw", clustered_rows(50)).set_search_params(ef_search=0)
+    with pytest.raises(ValueError, match="'ivf'"):
+        build("hnsw", clustered_rows(50)).set_search_params(nprobe=4)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("damage", ["cut-early", "cut-half", "cut-last-byte", "garbled-header"])
+def test_damaged_file_of_each_kind_is_corrupt(kind: str, damage: str, tmp_path: Path) -> None:
+    path = build(kind, clustered_rows(700)).save(tmp_path / "dense.faiss")
+    data = bytearray(path.read_bytes())
+    if damage == "garbled-header":
+        data[:4] = b"XXXX"  # FAISS files open with a four-letter structure code
+    else:
+        data = data[: {"cut-early": 9, "cut-half": len(data) // 2, "cut-last-byte": -1}[damage]]
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match=r"truncated or unreadable|does not match"):
+        FaissIndex.load(path)
+
+
+def test_not_inner_product_or_unsupported_structure_is_corrupt(tmp_path: Path) -> None:
+    import faiss
+
+    faiss.write_index(faiss.IndexFlatL2(8), str(tmp_path / "l2.faiss"))
+    with pytest.raises(IndexCorruptError, match="not an inner-product"):
+        FaissIndex.load(tmp_path / "l2.faiss")
+    lsh = faiss.IndexLSH(8, 16)
+    lsh.metric_type = faiss.METRIC_INNER_PRODUCT
+    faiss.write_index(lsh, str(tmp_path / "lsh.faiss"))
+    with pytest.raises(IndexCorruptError, match="unsupported"):
+        FaissIndex.load(tmp_path / "lsh.faiss")
 
 
 # -- Retriever directories --------------------------------------------------------------------
