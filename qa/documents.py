@@ -418,9 +418,9 @@ def load_document(path: str | Path) -> Document:
     cleaned = _clean(raw.text, hard_breaks=raw.hard_breaks)
     if not cleaned.text:
         raise DocumentError(path, "no text", "empty")
-    positions = cleaned.offsets[:-1]
+    last = len(cleaned.offsets) - 1  # the final entry is the end offset, not a character
     pages = tuple(
-        (bisect_left(positions, start), number)
+        (bisect_left(cleaned.offsets, start, 0, last), number)
         for number, start in enumerate(raw.page_starts, start=1)
     )
     logger.info(

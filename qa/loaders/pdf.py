@@ -40,6 +40,9 @@ def load_pdf(path: Path) -> RawText:
     page_starts: list[int] = []
     length = 0
     with path.open("rb") as handle:
+        if b"%PDF-" not in handle.read(1024):
+            raise DocumentError(path, "not a PDF file (no %PDF- header)", "broken")
+        handle.seek(0)
         try:
             reader = PdfReader(handle)
             _unlock(reader, path)
@@ -47,13 +50,13 @@ def load_pdf(path: Path) -> RawText:
         except DocumentError:
             raise
         except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise DocumentError(path, f"broken PDF: {_why(exc)}", "broken") from exc
+            raise DocumentError(path, f"damaged or truncated PDF: {_why(exc)}", "broken") from exc
         for number in range(count):
             try:
                 text = reader.pages[number].extract_text() or ""
             except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise DocumentError(
-                    path, f"broken PDF: page {number + 1}: {_why(exc)}", "broken"
+                    path, f"damaged PDF: page {number + 1}: {_why(exc)}", "broken"
                 ) from exc
             page_starts.append(length)
             parts.append(text)
