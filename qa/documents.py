@@ -393,6 +393,11 @@ def load_document(path: str | Path) -> Document:
     is a short line that does not end a sentence (a title), else the stem. ``meta`` holds
     ``dropped_paragraphs`` (a count) and ``GAPS_KEY`` (see ``qa.chunking``).
 
+    For paged formats, page starts are added to the gaps too: a passage then never runs from
+    one page into the next, except within a paragraph that itself continues across the page
+    break, so a passage's page (where it starts) is the page its answer is on. Without this, a
+    short page 1 is packed with page 2 and an answer from page 2 is cited as "p. 1".
+
     Raises ``DocumentError`` (with a ``kind``) for anything wrong with the file; a loader that
     fails in an unforeseen way on a damaged file is reported as ``broken``, never a traceback.
     """
@@ -438,7 +443,7 @@ def load_document(path: str | Path) -> Document:
         pages=pages,
         meta={
             "dropped_paragraphs": str(cleaned.dropped),
-            GAPS_KEY: " ".join(map(str, cleaned.gaps)),
+            GAPS_KEY: " ".join(map(str, sorted({*cleaned.gaps, *(s for s, _ in pages if s)}))),
         },
     )
 
