@@ -27,7 +27,7 @@ from qa.documents import (
     registered_suffixes,
     scan_documents,
 )
-from qa.ingest import PathFilter, glob_regex
+from qa.ingest import FileReport, PathFilter, glob_regex
 from qa.loaders import pdf as pdf_loader
 
 # --- making files -----------------------------------------------------------------------------
@@ -396,7 +396,10 @@ def tree(tmp_path: Path) -> Path:
 
 def _names(root: Path, **patterns) -> tuple[list[str], list[str]]:
     _, report = scan_documents([root], **patterns)
-    relative = lambda f: Path(f.path).relative_to(root).as_posix()  # noqa: E731
+
+    def relative(file: FileReport) -> str:
+        return Path(file.path).relative_to(root).as_posix()
+
     return [relative(f) for f in report.loaded], [relative(f) for f in report.skipped]
 
 

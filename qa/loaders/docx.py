@@ -47,7 +47,7 @@ def load_docx(path: Path) -> RawText:
         document = docx.Document(str(path))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise DocumentError(path, f"broken DOCX: {exc}", "broken") from exc
-    except Exception as exc:  # python-docx raises its own PackageNotFoundError and lxml errors
+    except Exception as exc:  # python-docx's PackageNotFoundError, lxml's XMLSyntaxError, ...
         raise DocumentError(path, f"broken DOCX: {type(exc).__name__}: {exc}", "broken") from exc
     lines: list[str] = []
     for block in document.iter_inner_content():
