@@ -165,10 +165,32 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                 haystack.close()
             haystack_versions = haystack.ready.get("versions", {})
             results.append(result)
-    report = {
+            # Written after every corpus, so a run cut short still leaves what it measured.
+            report = _report(
+                results,
+                args=args,
+                argv=argv,
+                started=started,
+                wall_s=time.perf_counter() - t0,
+                haystack_versions=haystack_versions,
+            )
+            _write(args.out_dir, report, results)
+    return report
+
+
+def _report(
+    results: list[CorpusResult],
+    *,
+    args: argparse.Namespace,
+    argv: list[str],
+    started: str,
+    wall_s: float,
+    haystack_versions: dict[str, str],
+) -> dict[str, Any]:
+    return {
         "headline": _headline(results[0]),
         "started": started,
-        "wall_s": round(time.perf_counter() - t0, 1),
+        "wall_s": round(wall_s, 1),
         "command": " ".join(["python -m benchmarks.haystack_peer", *argv]),
         "machine": {
             "cpus": os.cpu_count(),
@@ -180,8 +202,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "notes": NOTES,
         "corpora": [r.to_dict() for r in results],
     }
-    _write(args.out_dir, report, results)
-    return report
 
 
 def _headline(result: CorpusResult) -> str:
