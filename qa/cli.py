@@ -163,14 +163,14 @@ def eval_command(
     from .evaluation import load_examples
     from .evaluator import evaluate, gold_passage_asker, pipeline_asker, write_predictions
     from .pipeline import Pipeline
-    from .readers import load_reader
+    from .readers import reader_from_settings
 
     try:
         settings = _settings(corpus, reader=reader)
         examples = load_examples(file)[:limit]
         is_squad = not file.endswith(".jsonl") and all(e.context is not None for e in examples)
         if gold_passage:
-            model = load_reader(settings.reader, device=settings.device)
+            model = reader_from_settings(settings)
             ask_fn = gold_passage_asker(model)
             mode, embed, retrieval = "gold-passage", None, False
         else:
@@ -206,7 +206,7 @@ def _squad_pipeline(path: Path, settings: Settings):
     from .evaluation import load_squad_paragraphs
     from .indexing import Corpus, index_dir_for, open_index
     from .pipeline import Pipeline
-    from .readers import load_reader
+    from .readers import reader_from_settings
     from .schema import Passage
 
     passages = [
@@ -218,7 +218,7 @@ def _squad_pipeline(path: Path, settings: Settings):
     retriever = open_index(Corpus(documents=[], passages=passages), encoder, index_dir)
     return Pipeline(
         retriever=retriever,
-        reader=load_reader(settings.reader, device=settings.device),
+        reader=reader_from_settings(settings),
         top_k=settings.top_k,
         reader_top_k=settings.reader_top_k,
         description={"corpus": [str(path)], "passages": len(passages)},
