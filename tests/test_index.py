@@ -162,13 +162,13 @@ def test_auto_picks_exact_below_the_limit_and_approximate_from_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(index_module, "EXACT_LIMIT", 800)
-    vectors = clustered_rows(800)
+    monkeypatch.setattr(index_module, "IVF_LIMIT", 1200)
+    vectors = clustered_rows(1200)
     assert FaissIndex.from_vectors(vectors[:799]).kind == "flat"
-    approximate = FaissIndex.from_vectors(vectors, params=SMALL_IVF)
-    assert approximate.kind == index_module.APPROXIMATE_KIND != "flat"
-    assert len(approximate) == 800
-    monkeypatch.setattr(index_module, "APPROXIMATE_KIND", "hnsw")
-    assert FaissIndex.from_vectors(vectors).kind == "hnsw"
+    for count, kind in [(800, "hnsw"), (1199, "hnsw"), (1200, "ivf")]:
+        index = FaissIndex.from_vectors(vectors[:count], params=SMALL_IVF)
+        assert (index.kind, len(index)) == (kind, count)
+        assert index.search(vectors[count - 1], k=1)[1][0, 0] == count - 1
 
 
 def test_default_nlist_grows_with_the_corpus_and_stays_bounded() -> None:
@@ -224,16 +224,22 @@ def test_bad_settings_are_value_errors() -> None:
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
-@pytest.mark.parametrize("damage", ["cut-early", "cut-half", "cut-last-byte", "garbled-header"])
+@pytest.mark.parametrize(
+    "damage", ["cut-early", "cut-half", "cut-last-byte", "garbled-header", "wrong-count"]
+)
 def test_damaged_file_of_each_kind_is_corrupt(kind: str, damage: str, tmp_path: Path) -> None:
     path = build(kind, clustered_rows(700)).save(tmp_path / "dense.faiss")
     data = bytearray(path.read_bytes())
     if damage == "garbled-header":
         data[:4] = b"XXXX"  # FAISS files open with a four-letter structure code
+    elif damage == "wrong-count":  # then the dimension (int32) and the vector count (int64)
+        count = int.from_bytes(data[8:16], "little")
+        assert count == 700
+        data[8:16] = (count + 1).to_bytes(8, "little")
     else:
         data = data[: {"cut-early": 9, "cut-half": len(data) // 2, "cut-last-byte": -1}[damage]]
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexCorruptError, match=r"truncated or unreadable|does not match"):
+    with pytest.raises(IndexCorruptError, match=r"truncated or unreadable|not match"):
         FaissIndex.load(path)
 
 
@@ -438,3 +444,19 @@ def test_corpus_hash_depends_on_ids_texts_and_order(passages: list[Passage]) -> 
     assert corpus_hash(passages) != corpus_hash(passages[::-1])
     assert corpus_hash(passages) != corpus_hash(passages[:-1])
     assert len(corpus_hash([])) == 64
+
+
+def test_scale_benchmark_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path) -> None:
+    from benchmarks.index_scale import main, synthetic_vectors
+
+    base, queries = synthetic_vectors(500, 20, dimension=48, seed=3)
+    assert base.shape == (500, 48) and queries.shape == (20, 48)
+    np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, rtol=1e-5)
+    out = tmp_path / "scale.json"
+    args = ["--sizes", "1000", "--queries", "10", "--configs", "flat", "hnsw", "--out", str(out)]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert [r["config"] for r in report["results"]] == ["flat", "hnsw"]
+    assert report["results"][0]["search"][0]["recall_at_10"] == 1.0  # flat is the truth
+    assert all(0 <= row["recall_at_10"] <= 1 for row in report["results"][1]["search"])
+    assert "| 1,000 | hnsw |" in out.with_suffix(".md").read_text()
