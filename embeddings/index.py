@@ -8,13 +8,14 @@ The index stores only row positions; passage text (and the raw vectors) live nex
 - ``hnsw``: a graph (``IndexHNSWFlat``); no training, vectors can be added at any time; keeps
   full float32 vectors plus the graph (about 1.1x flat's memory). At 100k vectors it finds ten
   neighbours in well under a millisecond at 95%+ recall, so ``auto`` builds it from
-  :data:`EXACT_LIMIT` up to :data:`IVF_LIMIT`. Its build grows fastest (about 9 minutes at 1M
-  on two cores with the defaults) and, with those defaults, recall fell to 0.85 at 1M.
+  :data:`EXACT_LIMIT` up to :data:`IVF_LIMIT`. Its build grows fastest (9 minutes at 1M
+  on two shared cores) and, with the default build settings, recall@10 fell to 0.92 at 300k
+  and 0.85 at 1M even at ``ef_search=256``.
 - ``ivf``: inverted lists over k-means cells (``IndexIVF``), vectors stored as 8-bit scalar
   codes by default (a quarter of flat's memory); trained in :meth:`FaissIndex.from_vectors` on a
   sample. When cells are sparse (100k vectors) it must scan a quarter of them for 95% recall,
-  but at 1M it reached 0.99 scanning 32 of 2048 in a few milliseconds: ``auto`` builds it
-  from :data:`IVF_LIMIT` on.
+  but at 300k it reached 0.97 and at 1M 0.99 scanning 64 cells (p95 6 and 8 ms): ``auto``
+  builds it from :data:`IVF_LIMIT` on.
 
 ``benchmarks/index_scale.py`` measures all three; ``benchmarks/results/index_scale.md`` holds the
 numbers behind the defaults here. Search settings (``ef_search`` for HNSW, ``nprobe`` for IVF)
@@ -52,11 +53,12 @@ EXACT_LIMIT = 50_000
 Measured on 2 cores (384-d): flat search of one query takes about 4 ms at 50k vectors and 12 ms
 at 100k. Module constants so tests can lower them instead of building 50k vectors.
 """
-IVF_LIMIT = 500_000
+IVF_LIMIT = 200_000
 """``kind="auto"`` builds ``hnsw`` from :data:`EXACT_LIMIT` to this many vectors, then ``ivf``.
 
-HNSW won at 100k and IVF at 1M (``benchmarks/results/index_scale.md``); the crossover in between
-was not measured precisely, 500k is where HNSW's build on two cores passes a few minutes.
+HNSW (default build settings) won at 100k; IVF won at 300k (0.956 recall@10 at nprobe 32 against
+HNSW's 0.919 at ef_search 256) and at 1M (``benchmarks/results/index_scale*.md``). 200k is a
+guess between the two measured sizes.
 """
 
 
@@ -81,7 +83,7 @@ class IndexParams:
     ef_construction: int = 40
     ef_search: int = 128
     nlist: int | None = None
-    nprobe: int = 32
+    nprobe: int = 64
     ivf_encoding: IvfEncoding = "sq8"
     pq_m: int = 48
     train_per_cell: int = 40
