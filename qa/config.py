@@ -46,6 +46,7 @@ class Settings:
     reader_early_exit: float = 0.0
     answer_cache_size: int = 256
     torch_threads: int = 0
+    omp_wait_policy: str = "passive"
     query_engine: str = "torch"
 
     @property

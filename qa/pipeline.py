@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -109,7 +111,7 @@ class Pipeline:
 
         from .indexing import index_dir_for, open_index, read_corpus
 
-        apply_thread_settings(settings.torch_threads)
+        apply_thread_settings(settings.torch_threads, settings.omp_wait_policy)
         encoder = SentenceEncoder(
             settings.embedding_model,
             device=settings.device,
@@ -147,11 +149,21 @@ class Pipeline:
         )
 
 
-def apply_thread_settings(threads: int) -> None:
-    """Set torch's intra-op threads when asked (0 leaves torch's own choice).
+def apply_thread_settings(threads: int, omp_wait_policy: str = "") -> None:
+    """Process-wide thread policy, so only ``from_settings`` (CLI and UI) applies it.
 
-    Process-wide policy, so only ``from_settings`` (called by the CLI and the UI) applies it.
+    ``threads`` sets torch's intra-op threads (0 leaves torch's choice). ``omp_wait_policy``
+    ("passive"/"active"; "" leaves it) becomes ``OMP_WAIT_POLICY`` unless the environment already
+    says otherwise. Why: with libgomp's default spinning, two torch threads on a 2-core machine
+    that other processes also use spend most of a reader call waiting at barriers for a
+    descheduled peer (benchmarks/results/speed.md). libgomp reads the variable once when torch
+    loads, so it only takes effect if torch is not imported yet.
     """
+    if omp_wait_policy and "OMP_WAIT_POLICY" not in os.environ:
+        if "torch" in sys.modules:
+            logger.info("torch already loaded; OMP_WAIT_POLICY=%s not applied", omp_wait_policy)
+        else:
+            os.environ["OMP_WAIT_POLICY"] = omp_wait_policy.upper()
     if threads <= 0:
         return
     import torch
