@@ -579,6 +579,63 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
+def markdown(result: dict) -> str:
+    """Tables of a result file (``--report FILE``), for benchmarks/results/speed.md."""
+    limit = result["limit"]["gflops_best"]
+    lines = [f"fp32 limit (2048² sgemm, {result['limit']['threads']} threads): {limit} GFLOP/s"]
+    if "reader" in result:
+        lines += [
+            "",
+            "| variant (seed, end to end) | p50 ms | p95 ms | retrieve p50 | read p50 | "
+            "speed-up p50 | F1 | EM |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for spec, r in result["reader"]["variants"].items():
+            lat = r["latency_ms"]
+            lines.append(
+                f"| {spec} | {lat['total']['p50']} | {lat['total']['p95']} | "
+                f"{lat['retrieve']['p50']} | {lat['read']['p50']} | "
+                f"{r['speedup_p50_vs_baseline']} | {r['f1']} | {r['exact_match']} |"
+            )
+    if "cmrc" in result:
+        lines += [
+            "",
+            f"| variant (CMRC dev gold, first {result['cmrc']['n']}) | F1 | EM | F1 forced | "
+            "read p50 ms | speed-up p50 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for spec, r in result["cmrc"]["variants"].items():
+            lines.append(
+                f"| {spec} | {r['f1']} | {r['exact_match']} | {r['f1_forced']} | "
+                f"{r['latency_ms']['p50']} | {r['speedup_p50_vs_baseline']} |"
+            )
+    if "passages" in result:
+        lines += [
+            "",
+            "| set | variant | passages/s | tokens/s | GFLOP/s | of limit |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, data in result["passages"]["sets"].items():
+            for spec, r in data["variants"].items():
+                lines.append(
+                    f"| {name} ({data['passages']} × {data['mean_tokens']} tok) | {spec} | "
+                    f"{r['passages_per_s']} | {r['tokens_per_s']} | {r['gflops']} | "
+                    f"{r['fraction_of_limit']} |"
+                )
+    if "threads" in result:
+        lines += [
+            "",
+            "| threads × OMP wait | p50 ms | p95 ms | speed-up p50 |",
+            "|---|---|---|---|",
+        ]
+        for name, r in result["threads"]["variants"].items():
+            lat = r["latency_ms"]
+            lines.append(
+                f"| {name} | {lat['p50']} | {lat['p95']} | {r['speedup_p50_vs_default']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="write the JSON here as well as to stdout")
@@ -594,7 +651,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (0: leave)")
     parser.add_argument("--thread-questions", type=int, default=30)
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--report", default=None, help="print Markdown tables of a result file")
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown(json.loads(Path(args.report).read_text(encoding="utf-8"))), end="")
+        return
     if args.child:
         logging.basicConfig(level=logging.WARNING)
         print(json.dumps(child_latency(args.child)))

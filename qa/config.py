@@ -43,7 +43,7 @@ class Settings:
     reader_passages: int = 0
     reader_max_length: int = 0
     reader_stride: int = 0
-    reader_early_exit: float = 0.0
+    reader_early_exit: float = 0.8
     answer_cache_size: int = 256
     torch_threads: int = 0
     omp_wait_policy: str = "passive"
