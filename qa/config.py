@@ -40,7 +40,7 @@ class Settings:
     max_question_chars: int = 500
     # Speed options (issue #6); each is measured in benchmarks/speed.py. 0 / "none" = off.
     reader_quantize: str = "none"
-    reader_passages: int = 0
+    reader_passages: int = 3
     reader_max_length: int = 0
     reader_stride: int = 0
     reader_early_exit: float = 0.8
@@ -48,6 +48,7 @@ class Settings:
     torch_threads: int = 0
     omp_wait_policy: str = "passive"
     query_engine: str = "torch"
+    embedding_quantize: str = "none"
 
     @property
     def home_dir(self) -> Path:

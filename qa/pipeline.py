@@ -116,6 +116,7 @@ class Pipeline:
             settings.embedding_model,
             device=settings.device,
             query_engine=settings.query_engine,  # type: ignore[arg-type]  # checked there
+            quantize=settings.embedding_quantize,  # type: ignore[arg-type]
         )
         corpus = read_corpus(
             settings.corpus, max_chars=settings.max_chars, min_chars=settings.min_chars

@@ -93,7 +93,8 @@ def test_reader_from_settings_passes_the_speed_options(tiny_trained_reader: Path
     assert isinstance(reader, TransformerReader)
     assert (reader.quantize, reader.max_passages, reader.early_exit) == ("int8", 2, 0.9)
     assert (reader.config.max_length, reader.config.stride) == (48, 12)
-    off = Settings(reader=str(tiny_trained_reader), reader_early_exit=0.0)
+    off = Settings(reader=str(tiny_trained_reader), reader_early_exit=0.0, reader_passages=0)
     plain = reader_from_settings(off)
     assert (plain.max_passages, plain.early_exit, plain.quantize) == (None, None, "none")
-    assert reader_from_settings(Settings(reader=str(tiny_trained_reader))).early_exit == 0.8
+    default = reader_from_settings(Settings(reader=str(tiny_trained_reader)))
+    assert (default.early_exit, default.max_passages) == (0.8, 3)
