@@ -43,11 +43,12 @@ def run_latency_benchmark(
     settings: Settings, *, questions: str | Path | None = None, repeat: int = 3
 ) -> dict:
     """Time each stage for every question ``repeat`` times after one warm-up question."""
-    import torch
-
     from qa.pipeline import Pipeline
 
+    # from_settings applies the thread policy, which must happen before torch is imported.
     load_ms, pipeline = _timed(lambda: Pipeline.from_settings(settings))
+    import torch
+
     retriever, reader = pipeline.retriever, pipeline.reader
     texts = [ex.question for ex in load_examples(questions or DEFAULT_QUESTIONS)]
     pipeline.ask(texts[0])  # loads the reader and warms caches
@@ -100,6 +101,7 @@ def run_latency_benchmark(
         "machine": {
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "processor": platform.processor() or platform.machine(),
         },
     }
