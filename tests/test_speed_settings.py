@@ -57,3 +57,18 @@ def test_torch_threads_are_set_and_speed_settings_load_from_env(
     settings = Settings.load()
     assert (settings.reader_quantize, settings.answer_cache_size) == ("int8", 0)
     assert settings.omp_wait_policy == ""
+
+
+def test_latency_bench_reports_the_index_build_rate(passages) -> None:
+    from conftest import FakeEncoder
+
+    from benchmarks.latency import _index_build_rate
+    from qa.retrieval import Retriever
+
+    encoder = FakeEncoder()
+    retriever = Retriever(encoder, passages).build()
+    calls = encoder.passage_calls
+    rate = _index_build_rate(retriever, limit=3)
+    assert rate["passages"] == 3 and rate["passages_per_s"] > 0
+    assert rate["mean_chars"] == round(sum(len(p.text) for p in passages[:3]) / 3, 1)
+    assert encoder.passage_calls == calls + 2  # one warm-up call, one timed call
