@@ -72,18 +72,17 @@ def index(
     skipped with the reason (unsupported, empty, binary, encrypted, broken, undecodable, ...).
     """
     try:
-        from embeddings.encoder import SentenceEncoder
-
         from .indexing import index_dir_for, read_corpus, update_index
+        from .pipeline import encoder_from_settings
 
         settings = _settings(paths)
-        encoder = SentenceEncoder(settings.embedding_model, device=settings.device)
+        encoder = encoder_from_settings(settings)
         corpus = read_corpus(
             settings.corpus,
             max_chars=settings.max_chars,
             min_chars=settings.min_chars,
-            include=include,
-            exclude=exclude,
+            include=include or settings.include,
+            exclude=exclude or settings.exclude,
         )
         index_dir = index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
         update = update_index(corpus, encoder, index_dir, rebuild=rebuild)
@@ -201,11 +200,10 @@ def eval_command(
 
 def _squad_pipeline(path: Path, settings: Settings):
     """A pipeline whose corpus is the SQuAD file's own paragraphs, one passage each."""
-    from embeddings.encoder import SentenceEncoder
 
     from .evaluation import load_squad_paragraphs
     from .indexing import Corpus, index_dir_for, open_index
-    from .pipeline import Pipeline
+    from .pipeline import Pipeline, encoder_from_settings
     from .readers import reader_from_settings
     from .schema import Passage
 
@@ -213,7 +211,7 @@ def _squad_pipeline(path: Path, settings: Settings):
         Passage(id=pid, doc_id=pid, title=path.stem, text=text, start=0, end=len(text))
         for pid, text in load_squad_paragraphs(path)
     ]
-    encoder = SentenceEncoder(settings.embedding_model, device=settings.device)
+    encoder = encoder_from_settings(settings)
     index_dir = index_dir_for([path], encoder.model_id, settings.home_dir)
     retriever = open_index(Corpus(documents=[], passages=passages), encoder, index_dir)
     return Pipeline(
@@ -333,12 +331,11 @@ def docs() -> None:
 
 def _index_dir(corpus: tuple[str, ...]) -> Path:
     """The folder `ludao index` uses for the corpus (the encoder loads no model to say so)."""
-    from embeddings.encoder import SentenceEncoder
-
     from .indexing import index_dir_for
+    from .pipeline import encoder_from_settings
 
     settings = _settings(corpus)
-    encoder = SentenceEncoder(settings.embedding_model, device=settings.device)
+    encoder = encoder_from_settings(settings)
     return index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
 
 

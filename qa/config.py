@@ -38,6 +38,10 @@ class Settings:
     rrf_k: int = 60
     device: str = "cpu"
     max_question_chars: int = 500
+    include: tuple[str, ...] = ()
+    """Glob patterns a file in a corpus folder must match (``ludao index --include``)."""
+    exclude: tuple[str, ...] = ()
+    """Glob patterns of files or folders to leave out (``ludao index --exclude``)."""
     # Speed options (issue #6); each is measured in benchmarks/speed.py. 0 / "none" = off.
     reader_quantize: str = "none"
     reader_passages: int = 3

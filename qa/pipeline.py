@@ -8,6 +8,7 @@ import sys
 import time
 import unicodedata
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .answer_cache import AnswerCache, normalise_question
 from .config import Settings
@@ -15,6 +16,9 @@ from .errors import QuestionError
 from .readers import Reader, reader_from_settings
 from .retrieval import Retriever
 from .schema import Response
+
+if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -107,19 +111,17 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: Settings, *, rebuild: bool = False) -> Pipeline:
         """Open (or build) the index of ``settings.corpus`` and load the configured reader."""
-        from embeddings.encoder import SentenceEncoder
 
         from .indexing import index_dir_for, open_index, read_corpus
 
         apply_thread_settings(settings.torch_threads, settings.omp_wait_policy)
-        encoder = SentenceEncoder(
-            settings.embedding_model,
-            device=settings.device,
-            query_engine=settings.query_engine,  # type: ignore[arg-type]  # checked there
-            quantize=settings.embedding_quantize,  # type: ignore[arg-type]
-        )
+        encoder = encoder_from_settings(settings)
         corpus = read_corpus(
-            settings.corpus, max_chars=settings.max_chars, min_chars=settings.min_chars
+            settings.corpus,
+            max_chars=settings.max_chars,
+            min_chars=settings.min_chars,
+            include=settings.include,
+            exclude=settings.exclude,
         )
         index_dir = index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
         retriever = open_index(
@@ -134,8 +136,9 @@ class Pipeline:
         reader = reader_from_settings(settings)
         description = {
             "corpus": list(settings.corpus),
-            "documents": len(corpus.documents),
-            "passages": len(corpus.passages),
+            # What is searchable: documents removed with `ludao docs remove` are not counted.
+            "documents": len({p.doc_id for p in retriever.passages}),
+            "passages": len(retriever),
             "embedding_model": settings.embedding_model,
             "index_dir": str(index_dir),
         }
@@ -148,6 +151,22 @@ class Pipeline:
             description=description,
             cache_size=settings.answer_cache_size,
         )
+
+
+def encoder_from_settings(settings: Settings) -> Encoder:
+    """The embedding model as ``settings`` describe it.
+
+    Every command that finds an index goes through here: the index folder is keyed by the
+    encoder's model id, which the quantisation setting changes.
+    """
+    from embeddings.encoder import SentenceEncoder
+
+    return SentenceEncoder(
+        settings.embedding_model,
+        device=settings.device,
+        query_engine=settings.query_engine,  # type: ignore[arg-type]  # checked there
+        quantize=settings.embedding_quantize,  # type: ignore[arg-type]
+    )
 
 
 def apply_thread_settings(threads: int, omp_wait_policy: str = "") -> None:
