@@ -171,12 +171,20 @@ def main(argv: list[str] | None = None) -> dict:
         default=0,
         help="also POST /api/feedback after every N-th request and check none is lost",
     )
+    parser.add_argument(
+        "--answer-cache",
+        action="store_true",
+        help="keep the server's answer cache on (off by default: the levels repeat questions, "
+        "and cached answers would measure the cache, not the pipeline)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     questions = [ex.question for ex in load_examples(QUESTIONS)]
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="ludao-load-") as tmp:
         env = server_env(Path(tmp))
+        if not args.answer_cache:
+            env["LUDAO_ANSWER_CACHE_SIZE"] = "0"
         proc = start_server(port, env)
         try:
             base = f"http://127.0.0.1:{port}"
@@ -193,6 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "endpoint": "/api/ask",
         "cpus": os.cpu_count(),
+        "answer_cache": args.answer_cache,
         "levels": levels,
         "feedback": {"sent": sent, "stored": stored, "lost": sent - stored},
     }
