@@ -56,7 +56,7 @@ DEFAULT_TITLE = "鹭岛 Ludao · 文档问答"
 DEFAULT_EXAMPLES = (
     "2024年厦门全社会研发投入强度是多少？",
     "哪些头部机构扎根厦门？",
-    "What was Xiamen's R&D investment intensity in 2024?",
+    "厦门的专精特新“小巨人”企业有多少家？",
 )
 NO_ANSWER_TEXT = "文档中没有找到答案。"
 NO_ANSWER_TEXT_EN = "The documents do not say."
@@ -169,7 +169,9 @@ def render_reply_html(response: Response) -> str:
             parts.append(f'<div class="ludao-meta">其他候选 Other candidates：{listed}</div>')
     total = response.timings_ms.get("total")
     footer = f"阅读器 reader: {_esc(response.reader)}"
-    if total is not None:
+    if "cache" in response.timings_ms:
+        footer += " · 已缓存 answered from cache"
+    elif total is not None:
         footer += f" · {total:.0f} ms"
     parts.append(f'<div class="ludao-meta">{footer}</div></div>')
     return "".join(parts)

@@ -515,3 +515,12 @@ def test_main_wires_settings_env_and_flags(monkeypatch, tmp_path):
     with TestClient(served["app"]) as c:
         assert c.get("/ludao/healthz").status_code == 200
         assert c.post("/api/ask", json={"question": "问"}).status_code == 401
+
+
+def test_reply_footer_says_when_the_answer_came_from_the_cache() -> None:
+    from dataclasses import replace
+
+    fresh = ui.render_reply_html(make_response())
+    assert "12 ms" in fresh and "cache" not in fresh
+    cached = ui.render_reply_html(replace(make_response(), timings_ms={"cache": 0.1, "total": 0.1}))
+    assert "answered from cache" in cached and " ms" not in cached
