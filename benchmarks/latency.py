@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qa.config import REPO_ROOT, Settings
-from qa.evaluation import load_examples, percentile
+from qa.evaluation import latency_summary, load_examples
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +31,7 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
     return (time.perf_counter() - t0) * 1000, value
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {
-        "p50": round(percentile(values, 50), 2),
-        "p95": round(percentile(values, 95), 2),
-        "mean": round(sum(values) / len(values), 2),
-    }
+_summary = latency_summary
 
 
 def run_latency_benchmark(

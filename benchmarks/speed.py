@@ -45,6 +45,7 @@ from qa.evaluation import (
     detect_language,
     exact_match,
     f1,
+    latency_summary,
     load_examples,
     percentile,
 )
@@ -122,12 +123,7 @@ class Variant:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {
-        "p50": round(percentile(values, 50), 2),
-        "p95": round(percentile(values, 95), 2),
-        "mean": round(statistics.fmean(values), 2),
-    }
+_summary = latency_summary
 
 
 def _rotations(names: list[str]) -> Iterator[list[str]]:

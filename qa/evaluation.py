@@ -453,8 +453,11 @@ def percentile(values: Iterable[float], q: float) -> float:
     return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
-# --- Evaluation loop -----------------------------------------------------------------------------
-# `evaluate(pipeline, examples, ...) -> EvalReport` belongs here, built on the pieces above: ask
-# each question, score the best answer with `exact_match`/`f1` (no-answer included), count
-# recall@k and MRR with `answer_in_text` over the retrieved passages, and summarise latency with
-# `percentile`. See design.md, "Contracts that scripts rely on", for the report's fields.
+def latency_summary(values: Iterable[float], digits: int = 2) -> dict[str, float]:
+    """p50, p95 and mean of a list of timings, rounded: the shape every benchmark reports."""
+    values = list(values)
+    return {
+        "p50": round(percentile(values, 50), digits),
+        "p95": round(percentile(values, 95), digits),
+        "mean": round(sum(values) / len(values), digits),
+    }

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qa.evaluation import QAExample, answer_in_text, detect_language, exact_match, f1, percentile
+from qa.evaluation import latency_summary as summarise_latency
 
 logger = logging.getLogger(__name__)
 
@@ -260,11 +261,7 @@ def recall_at_5(
 
 
 def latency_summary(values: Sequence[float]) -> dict[str, float]:
-    return {
-        "p50": round(percentile(values, 50), 1),
-        "p95": round(percentile(values, 95), 1),
-        "mean": round(sum(values) / len(values), 1),
-    }
+    return summarise_latency(values, digits=1)
 
 
 def score(
