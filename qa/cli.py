@@ -72,19 +72,12 @@ def index(
     skipped with the reason (unsupported, empty, binary, encrypted, broken, undecodable, ...).
     """
     try:
-        from .indexing import index_dir_for, read_corpus, update_index
-        from .pipeline import encoder_from_settings
+        from .indexing import update_index
+        from .pipeline import corpus_from_settings, index_location
 
-        settings = _settings(paths)
-        encoder = encoder_from_settings(settings)
-        corpus = read_corpus(
-            settings.corpus,
-            max_chars=settings.max_chars,
-            min_chars=settings.min_chars,
-            include=include or settings.include,
-            exclude=exclude or settings.exclude,
-        )
-        index_dir = index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
+        settings = _settings(paths, include=include or None, exclude=exclude or None)
+        encoder, index_dir = index_location(settings)
+        corpus = corpus_from_settings(settings)
         update = update_index(corpus, encoder, index_dir, rebuild=rebuild)
     except LudaoError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -200,7 +193,6 @@ def eval_command(
 
 def _squad_pipeline(path: Path, settings: Settings):
     """A pipeline whose corpus is the SQuAD file's own paragraphs, one passage each."""
-
     from .evaluation import load_squad_paragraphs
     from .indexing import Corpus, index_dir_for, open_index
     from .pipeline import Pipeline, encoder_from_settings
@@ -331,12 +323,9 @@ def docs() -> None:
 
 def _index_dir(corpus: tuple[str, ...]) -> Path:
     """The folder `ludao index` uses for the corpus (the encoder loads no model to say so)."""
-    from .indexing import index_dir_for
-    from .pipeline import encoder_from_settings
+    from .pipeline import index_location
 
-    settings = _settings(corpus)
-    encoder = encoder_from_settings(settings)
-    return index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
+    return index_location(_settings(corpus))[1]
 
 
 _CORPUS_OPTION = click.option(

@@ -18,7 +18,11 @@ from .retrieval import Retriever
 from .schema import Response
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from embeddings.encoder import Encoder
+
+    from .indexing import Corpus
 
 logger = logging.getLogger(__name__)
 
@@ -111,19 +115,11 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: Settings, *, rebuild: bool = False) -> Pipeline:
         """Open (or build) the index of ``settings.corpus`` and load the configured reader."""
-
-        from .indexing import index_dir_for, open_index, read_corpus
+        from .indexing import open_index
 
         apply_thread_settings(settings.torch_threads, settings.omp_wait_policy)
-        encoder = encoder_from_settings(settings)
-        corpus = read_corpus(
-            settings.corpus,
-            max_chars=settings.max_chars,
-            min_chars=settings.min_chars,
-            include=settings.include,
-            exclude=settings.exclude,
-        )
-        index_dir = index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
+        encoder, index_dir = index_location(settings)
+        corpus = corpus_from_settings(settings)
         retriever = open_index(
             corpus,
             encoder,
@@ -166,6 +162,31 @@ def encoder_from_settings(settings: Settings) -> Encoder:
         device=settings.device,
         query_engine=settings.query_engine,  # type: ignore[arg-type]  # checked there
         quantize=settings.embedding_quantize,  # type: ignore[arg-type]
+    )
+
+
+def index_location(settings: Settings) -> tuple[Encoder, Path]:
+    """The embedding model of ``settings`` and the folder where its corpus's index lives.
+
+    No model is loaded to say so. Every command that finds an index goes through here, so
+    ``ludao index``, ``ludao docs`` and the chat always agree on the folder.
+    """
+    from .indexing import index_dir_for
+
+    encoder = encoder_from_settings(settings)
+    return encoder, index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
+
+
+def corpus_from_settings(settings: Settings) -> Corpus:
+    """The documents and passages of ``settings.corpus``, chunked and filtered as configured."""
+    from .indexing import read_corpus
+
+    return read_corpus(
+        settings.corpus,
+        max_chars=settings.max_chars,
+        min_chars=settings.min_chars,
+        include=settings.include,
+        exclude=settings.exclude,
     )
 
 
