@@ -246,6 +246,20 @@ def _app_version() -> str:
         return "unknown"
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _versions(info: dict[str, Any], reader: object) -> dict[str, Any]:
+    """What produced an answer, stored with every rating so feedback can become a test set."""
+    return {
+        "reader": reader,
+        "embedding_model": info.get("embedding_model"),
+        "corpus": info.get("corpus"),
+        "ludao_version": _app_version(),
+    }
+
+
 def feedback_record(
     response: Response, rating: str, *, info: dict[str, Any], message_index: int | None = None
 ) -> dict[str, Any]:
@@ -253,7 +267,7 @@ def feedback_record(
     data = response.to_dict()
     best = data["answers"][0] if data["answers"] and not response.no_answer else None
     return {
-        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "time": _now(),
         "rating": rating,
         "question": response.question,
         "answer": best["text"] if best else None,
@@ -261,10 +275,7 @@ def feedback_record(
         "no_answer": response.no_answer,
         "answers": data["answers"],
         "passages": data["passages"],
-        "reader": response.reader,
-        "embedding_model": info.get("embedding_model"),
-        "corpus": info.get("corpus"),
-        "ludao_version": _app_version(),
+        **_versions(info, response.reader),
         "message_index": message_index,
     }
 
@@ -582,13 +593,10 @@ def create_app(
         info = pipeline.info()
         feedback.append(
             {
-                "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "time": _now(),
                 "source": "api",
                 **body.model_dump(),
-                "reader": info.get("reader"),
-                "embedding_model": info.get("embedding_model"),
-                "corpus": info.get("corpus"),
-                "ludao_version": _app_version(),
+                **_versions(info, info.get("reader")),
             }
         )
         return {"stored": True}
