@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -202,7 +202,7 @@ def update_index(
     with writer_lock(index_dir):
         recover_interrupted_save(index_dir)
         old_manifest = _tolerant_manifest(index_dir)
-        excluded = [e for e in old_manifest.get("excluded", []) if isinstance(e, dict)]
+        excluded = _excluded(old_manifest)
         corpus, skipped = _without_excluded(corpus, excluded)
         if skipped:
             logger.info(
@@ -335,7 +335,8 @@ def _without_excluded(corpus: Corpus, excluded: list[dict[str, Any]]) -> tuple[C
     if not out:
         return corpus, []
     return (
-        Corpus(
+        replace(
+            corpus,
             documents=[d for d in corpus.documents if d.id not in out],
             passages=[p for p in corpus.passages if p.doc_id not in out],
             records=[r for r in corpus.records if r.id not in out],
@@ -346,6 +347,12 @@ def _without_excluded(corpus: Corpus, excluded: list[dict[str, Any]]) -> tuple[C
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _excluded(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's removed-document entries (``ludao docs remove``); malformed ones ignored."""
+    entries = manifest.get("excluded", [])
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
 def _saved_records(manifest: dict[str, Any]) -> list[DocumentRecord]:
@@ -408,7 +415,7 @@ def list_documents(index_dir: Path) -> DocumentListing:
     return DocumentListing(
         index_dir=index_dir,
         documents=_saved_records(manifest),
-        excluded=[e for e in manifest.get("excluded", []) if isinstance(e, dict)],
+        excluded=_excluded(manifest),
         created=manifest.get("created"),
     )
 
@@ -437,7 +444,7 @@ def remove_document(index_dir: Path, key: str) -> DocumentRecord:
             raise LudaoError(f"cannot remove {key!r}: {exc}") from exc
         keep = [i for i, p in enumerate(saved.passages) if p.doc_id != target.id]
         kept_vectors = vectors[keep]
-        excluded = [e for e in manifest.get("excluded", []) if isinstance(e, dict)]
+        excluded = _excluded(manifest)
         entry = {"id": target.id, "source": target.source, "sha256": target.sha256}
         write_index_dir(
             index_dir,
@@ -463,7 +470,7 @@ def restore_document(index_dir: Path, key: str) -> dict[str, Any]:
     with writer_lock(index_dir):
         recover_interrupted_save(index_dir)
         manifest = _manifest_for_docs(index_dir)
-        excluded = [e for e in manifest.get("excluded", []) if isinstance(e, dict)]
+        excluded = _excluded(manifest)
         source = _as_source(key)
         match = [
             e for e in excluded if e.get("id") == key or (source and e.get("source") == source)
@@ -512,7 +519,7 @@ def _find(records: list[DocumentRecord], key: str) -> DocumentRecord | None:
 
 
 def _unknown(key: str, index_dir: Path, manifest: dict[str, Any]) -> str:
-    removed = [e for e in manifest.get("excluded", []) if isinstance(e, dict)]
+    removed = _excluded(manifest)
     if any(e.get("id") == key or e.get("source") == _as_source(key) for e in removed):
         return f"{key!r} was already removed from the index at {index_dir}"
     return (
