@@ -89,9 +89,11 @@ class ReloadablePipeline:
         corpus: Iterable[str | Path] = (),
     ) -> None:
         self._factory = factory
-        self._current = pipeline if pipeline is not None else factory()
         self._corpus = tuple(corpus)
+        # Read before building, as in reload(): a file changed during the build is seen as a
+        # change by the next poll instead of being taken for part of the served index.
         self._signature = corpus_signature(self._corpus)
+        self._current = pipeline if pipeline is not None else factory()
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
