@@ -66,14 +66,15 @@ def start_server(port: int, env: dict[str, str], timeout: float = 300) -> subpro
     raise RuntimeError("the server did not answer /healthz in time")
 
 
-def server_env(tmp: Path) -> dict[str, str]:
-    """Environment for a server with its own ``LUDAO_HOME`` (fresh feedback file and index)
-    that shares the converted models of the user's cache, so nothing is converted twice."""
+def server_env(tmp: Path, models: Path | None = None) -> dict[str, str]:
+    """Environment for a server with its own ``LUDAO_HOME`` (``tmp/home``: fresh feedback file
+    and index) that shares converted models (``models``, default the user's cache), so nothing
+    is converted twice."""
     from qa.config import ludao_home
 
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
-    models = ludao_home() / "models"
+    models = models if models is not None else ludao_home() / "models"
     models.mkdir(parents=True, exist_ok=True)
     (home / "models").symlink_to(models, target_is_directory=True)
     return {**os.environ, "LUDAO_HOME": str(home)}

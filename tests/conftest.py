@@ -295,3 +295,17 @@ def tiny_trained_reader(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer
         return train_reader(config)
     finally:
         torch.set_num_threads(threads)
+
+
+def real_server_env(tmp: Path) -> dict[str, str]:
+    """Environment for a real ``python ui.py`` in a test: its own ``LUDAO_HOME`` under ``tmp``,
+    the real converted models (provisioned first: on a fresh machine the cache is empty), and
+    a skip when the shipped reader is absent."""
+    from benchmarks.api_load import server_env
+    from embeddings.models import resolve_model
+    from qa.config import DEFAULT_READER
+
+    if not (DEFAULT_READER / "reader.json").is_file():
+        pytest.skip("the shipped reader is not in models/reader-zh")
+    resolve_model("multilingual-e5-small", cache_dir=REAL_LUDAO_HOME / "models")
+    return server_env(tmp, models=REAL_LUDAO_HOME / "models")

@@ -7,7 +7,6 @@ only the port in the documented commands is changed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -15,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import real_server_env
 
 from benchmarks.api_load import _free_port, start_server
-from qa.config import DEFAULT_READER
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "embedding.md"
 
@@ -29,32 +28,22 @@ def _code_blocks(language: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory) -> str:
-    if not (DEFAULT_READER / "reader.json").is_file():
-        pytest.skip("the shipped reader is not in models/reader-zh")
-    from conftest import REAL_LUDAO_HOME
+def server_env(tmp_path_factory) -> dict[str, str]:
+    return real_server_env(tmp_path_factory.mktemp("server"))
 
-    from embeddings.models import resolve_model
 
-    # Provision the embedding model in the shared cache first: on a fresh machine the symlink
-    # below would otherwise point at a folder that does not exist yet.
-    resolve_model("multilingual-e5-small", cache_dir=REAL_LUDAO_HOME / "models")
-    env = dict(os.environ)
-    home = tmp_path_factory.mktemp("home")
-    (home / "models").symlink_to(REAL_LUDAO_HOME / "models", target_is_directory=True)
-    env["LUDAO_HOME"] = str(home)
+@pytest.fixture(scope="module")
+def server_url(server_env: dict[str, str]) -> str:
     port = _free_port()
-    proc = start_server(port, env)
+    proc = start_server(port, server_env)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
-def server_home(server_url: str) -> Path:
-    import httpx
-
-    return Path(httpx.get(f"{server_url}/healthz", timeout=10).json()["index_dir"]).parents[1]
+def server_home(server_env: dict[str, str]) -> Path:
+    return Path(server_env["LUDAO_HOME"])
 
 
 def test_documented_curl_calls_answer(server_url: str) -> None:

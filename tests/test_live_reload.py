@@ -5,13 +5,12 @@ Real models, a real server process, a corpus folder made by the test.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
+from conftest import real_server_env
 
 from benchmarks.api_load import _free_port, start_server
-from qa.config import DEFAULT_READER
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -29,21 +28,11 @@ SECOND = (
 
 @pytest.fixture
 def server(tmp_path):
-    if not (DEFAULT_READER / "reader.json").is_file():
-        pytest.skip("the shipped reader is not in models/reader-zh")
-    from conftest import REAL_LUDAO_HOME
-
-    from embeddings.models import resolve_model
-
-    resolve_model("multilingual-e5-small", cache_dir=REAL_LUDAO_HOME / "models")
+    env = real_server_env(tmp_path)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "library.txt").write_text(FIRST, encoding="utf-8")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "models").symlink_to(REAL_LUDAO_HOME / "models", target_is_directory=True)
-    env = {**os.environ, "LUDAO_HOME": str(home), "LUDAO_CORPUS": str(corpus)}
-    env["LUDAO_WATCH"] = "0.5"
+    env |= {"LUDAO_CORPUS": str(corpus), "LUDAO_WATCH": "0.5"}
     port = _free_port()
     proc = start_server(port, env)
     yield f"http://127.0.0.1:{port}", corpus
