@@ -3,7 +3,8 @@
 Every figure is measured in one run on one machine, and reported with the machine's core count
 and torch thread setting so that numbers from different runs are not mixed up. Besides the
 stages it reports a repeated question answered from the answer cache, the index build rate
-(passages embedded per second, on the corpus's own passages) and the process's peak RSS.
+(passages embedded per second, on the corpus's own passages, also as a fraction of the fp32
+limit measured in the same run) and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.limit import fraction_of_limit, measure_limit
 from qa.config import REPO_ROOT, Settings
 from qa.evaluation import latency_summary, load_examples
 
@@ -71,7 +73,8 @@ def run_latency_benchmark(
             pipeline.ask(q)  # fills the cache (or hits it if already there)
             ms, _ = _timed(lambda q=q: pipeline.ask(q))
             cache_ms.append(ms)
-    build = _index_build_rate(retriever)
+    limit = measure_limit()
+    build = _index_build_rate(retriever, limit_gflops=limit["gflops_best"])
     return {
         "corpus": list(settings.corpus),
         "passages": len(retriever),
@@ -84,9 +87,13 @@ def run_latency_benchmark(
         "latency_ms": {name: _summary(v) for name, v in stages.items()},
         "cache_hit_ms": _summary(cache_ms) if cache_ms else None,
         "index_build": build,
+        "fp32_limit": limit,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "speed_settings": {
-            "reader_quantize": settings.reader_quantize,
+            "reader_precision": settings.reader_precision,
+            "reader_runs_at": getattr(reader, "resolved_precision", None),
+            "embedding_precision": settings.embedding_precision,
+            "embedding_runs_at": getattr(retriever.encoder, "resolved_precision", None),
             "reader_passages": settings.reader_passages,
             "reader_max_length": settings.reader_max_length,
             "reader_early_exit": settings.reader_early_exit,
@@ -102,16 +109,36 @@ def run_latency_benchmark(
     }
 
 
-def _index_build_rate(retriever, limit: int = 64) -> dict:
-    """Passages per second when embedding (up to ``limit`` of) the corpus's own passages."""
+def _index_build_rate(retriever, limit: int = 64, limit_gflops: float | None = None) -> dict:
+    """Passages per second when embedding (up to ``limit`` of) the corpus's own passages.
+
+    With ``limit_gflops`` (the machine's fp32 limit, measured in the same run) and an encoder
+    whose tokenizer can count the tokens, the rate is also given as a fraction of that limit.
+    """
     texts = [p.text for p in retriever.passages[:limit]]
     retriever.encoder.encode_passages(texts[:2], show_progress=False)  # warm
     ms, _ = _timed(lambda: retriever.encoder.encode_passages(texts, show_progress=False))
-    return {
+    rate = {
         "passages": len(texts),
         "mean_chars": round(sum(map(len, texts)) / max(len(texts), 1), 1),
         "passages_per_s": round(len(texts) / (ms / 1000), 2) if ms else None,
     }
+    tokens = _passage_tokens(retriever.encoder, texts)
+    if ms and limit_gflops and tokens:
+        rate["mean_tokens"] = round(tokens / len(texts), 1)
+        rate.update(fraction_of_limit(tokens, ms / 1000, limit_gflops))
+    return rate
+
+
+def _passage_tokens(encoder, texts: list[str]) -> int | None:
+    """Tokens the encoder's model sees for ``texts`` (prompt included), if it can say."""
+    model = getattr(encoder, "model", None)
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return None
+    prompt = getattr(model, "prompts", {}).get("passage", "")
+    ids = tokenizer([prompt + t for t in texts])["input_ids"]
+    return sum(min(len(i), getattr(model, "max_seq_length", 512) or 512) for i in ids)
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m benchmarks.latency

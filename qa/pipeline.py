@@ -153,7 +153,7 @@ def encoder_from_settings(settings: Settings) -> Encoder:
     """The embedding model as ``settings`` describe it.
 
     Every command that finds an index goes through here: the index folder is keyed by the
-    encoder's model id, which the quantisation setting changes.
+    encoder's model id, which int8 precision changes.
     """
     from embeddings.encoder import SentenceEncoder
 
@@ -161,7 +161,7 @@ def encoder_from_settings(settings: Settings) -> Encoder:
         settings.embedding_model,
         device=settings.device,
         query_engine=settings.query_engine,  # type: ignore[arg-type]  # checked there
-        quantize=settings.embedding_quantize,  # type: ignore[arg-type]
+        precision=settings.embedding_precision,  # type: ignore[arg-type]
     )
 
 

@@ -1,4 +1,4 @@
-"""Speed options of the neural reader: int8 quantization, fewer passages, early exit."""
+"""Speed options of the neural reader: precision (bf16, int8), fewer passages, early exit."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def qa_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Pa
 def test_int8_reader_loads_and_answers_like_the_float_one(tiny_trained_reader: Path) -> None:
     import torch
 
-    fp32 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16)
-    int8 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16, quantize="int8")
+    fp32 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16, precision="fp32")
+    int8 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16, precision="int8")
     int8.warm_up()
     linears = [m for m in int8._model.modules() if isinstance(m, torch.nn.Linear)]
     dynamic = [m for m in int8._model.modules() if "quantized" in type(m).__module__]
@@ -44,9 +44,51 @@ def test_int8_reader_loads_and_answers_like_the_float_one(tiny_trained_reader: P
     assert right >= 24 and same >= 27
 
 
+def test_bf16_reader_runs_in_bf16_and_answers_like_the_float_one(
+    tiny_trained_reader: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    fp32 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16, precision="fp32")
+    bf16 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16, precision="bf16")
+    assert bf16.resolved_precision == "bf16" and fp32.resolved_precision == "fp32"
+    seen: list[torch.dtype] = []
+    layer = next(m for m in bf16._model.modules() if isinstance(m, torch.nn.Linear))
+    layer.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    rng = random.Random(7)
+    right = same = 0
+    for i in range(30):
+        context, code, _ = synthetic_code_example(rng)
+        passage = make_passage(f"p{i}", context)
+        a = fp32.read(SYNTHETIC_QUESTION, [passage], top_k=1).answers[0]
+        b = bf16.read(SYNTHETIC_QUESTION, [passage], top_k=1).answers[0]
+        right += b.text == code
+        same += a.text == b.text
+        assert abs(a.score - b.score) < 0.05
+    assert set(seen) == {torch.bfloat16}  # the matmuls really ran in bf16
+    assert right >= 27 and same >= 29
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from embeddings import precision
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert precision.resolve_precision("auto") == "fp32"  # emulated bf16 would be slower
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert precision.resolve_precision("auto") == "bf16"
+    assert precision.resolve_precision("fp32") == "fp32"
+    assert precision.resolve_precision("int8") == "int8"  # never chosen automatically
+    assert precision.resolve_precision("auto", "mps") == "fp32"
+    with pytest.raises(ValueError, match="CPU only"):
+        precision.resolve_precision("int8", "cuda")
+
+
 def test_bad_options_are_clear_errors(tiny_trained_reader: Path) -> None:
-    with pytest.raises(ValueError, match="quantization"):
-        TransformerReader(str(tiny_trained_reader), quantize="int4")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="precision"):
+        TransformerReader(str(tiny_trained_reader), precision="int4")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_passages"):
         TransformerReader(str(tiny_trained_reader), max_passages=0)
     with pytest.raises(ValueError, match="early_exit"):
@@ -83,7 +125,7 @@ def test_early_exit_skips_the_rest_when_the_top_passage_is_sure(
 def test_reader_from_settings_passes_the_speed_options(tiny_trained_reader: Path) -> None:
     settings = Settings(
         reader=str(tiny_trained_reader),
-        reader_quantize="int8",
+        reader_precision="int8",
         reader_passages=2,
         reader_early_exit=0.9,
         reader_max_length=48,
@@ -91,10 +133,10 @@ def test_reader_from_settings_passes_the_speed_options(tiny_trained_reader: Path
     )
     reader = reader_from_settings(settings)
     assert isinstance(reader, TransformerReader)
-    assert (reader.quantize, reader.max_passages, reader.early_exit) == ("int8", 2, 0.9)
+    assert (reader.precision, reader.max_passages, reader.early_exit) == ("int8", 2, 0.9)
     assert (reader.config.max_length, reader.config.stride) == (48, 12)
     off = Settings(reader=str(tiny_trained_reader), reader_early_exit=0.0, reader_passages=0)
     plain = reader_from_settings(off)
-    assert (plain.max_passages, plain.early_exit, plain.quantize) == (None, None, "none")
+    assert (plain.max_passages, plain.early_exit, plain.precision) == (None, None, "auto")
     default = reader_from_settings(Settings(reader=str(tiny_trained_reader)))
     assert (default.early_exit, default.max_passages) == (0.8, 3)

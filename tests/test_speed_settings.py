@@ -51,11 +51,11 @@ def test_torch_threads_are_set_and_speed_settings_load_from_env(
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
-    monkeypatch.setenv("LUDAO_READER_QUANTIZE", "int8")
+    monkeypatch.setenv("LUDAO_READER_PRECISION", "int8")
     monkeypatch.setenv("LUDAO_ANSWER_CACHE_SIZE", "0")
     monkeypatch.setenv("LUDAO_OMP_WAIT_POLICY", "")
     settings = Settings.load()
-    assert (settings.reader_quantize, settings.answer_cache_size) == ("int8", 0)
+    assert (settings.reader_precision, settings.answer_cache_size) == ("int8", 0)
     assert settings.omp_wait_policy == ""
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from embeddings.precision import Precision
+
 from .base import Reader, Reading
-from .packaging import Quantization
 from .sentence import SentenceReader
 from .transformer import TransformerReader
 
@@ -26,7 +27,7 @@ def load_reader(
     name: str,
     *,
     device: str = "cpu",
-    quantize: Quantization = "none",
+    precision: Precision = "auto",
     max_passages: int | None = None,
     early_exit: float | None = None,
     max_length: int | None = None,
@@ -42,7 +43,7 @@ def load_reader(
     return TransformerReader(
         name,
         device=device,
-        quantize=quantize,
+        precision=precision,
         max_passages=max_passages,
         early_exit=early_exit,
         max_length=max_length,
@@ -55,7 +56,7 @@ def reader_from_settings(settings: Settings) -> Reader:
     return load_reader(
         settings.reader,
         device=settings.device,
-        quantize=settings.reader_quantize,  # type: ignore[arg-type]  # checked by the reader
+        precision=settings.reader_precision,  # type: ignore[arg-type]  # checked by the reader
         max_passages=settings.reader_passages or None,
         early_exit=settings.reader_early_exit or None,
         max_length=settings.reader_max_length or None,

@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from embeddings.quantization import QUANTIZATIONS, Quantization, quantize_int8
+from embeddings.precision import Precision, ResolvedPrecision, prepare, resolve_precision
 
 from ..errors import ModelLoadError
 from .spans import Calibration
@@ -73,17 +73,17 @@ def export_compact(checkpoint: Path, out_dir: Path, config: ReaderConfig) -> Pat
     return out_dir
 
 
-def load_reader_model(name: str, *, device: str = "cpu", quantize: Quantization = "none"):
-    """Return ``(model, tokenizer, ReaderConfig)`` for a compact folder, full folder or hub id.
+def load_reader_model(name: str, *, device: str = "cpu", precision: Precision = "auto"):
+    """Return ``(model, tokenizer, ReaderConfig, resolved precision)`` for a compact folder,
+    full folder or hub id.
 
-    ``quantize="int8"`` swaps every ``nn.Linear`` for a dynamically quantised one (CPU only).
+    ``precision`` is resolved for this machine (:func:`embeddings.precision.resolve_precision`);
+    int8 swaps every ``nn.Linear`` for a dynamically quantised one (CPU only), bf16 is applied
+    per forward pass by the caller.
     """
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    if quantize not in QUANTIZATIONS:
-        raise ValueError(f"unknown reader quantization {quantize!r}; use one of {QUANTIZATIONS}")
-    if quantize != "none" and device != "cpu":
-        raise ValueError(f"{quantize} quantization runs on the CPU only, not on {device!r}")
+    resolved: ResolvedPrecision = resolve_precision(precision, device)
 
     folder = Path(name).expanduser()
     try:
@@ -97,9 +97,7 @@ def load_reader_model(name: str, *, device: str = "cpu", quantize: Quantization 
         raise ModelLoadError(f"cannot load reader model {name!r}: {exc}") from exc
     model.to(device)
     model.eval()
-    if quantize == "int8":
-        model = quantize_int8(model)
-    return model, tokenizer, config
+    return prepare(model, resolved), tokenizer, config, resolved
 
 
 def _load_compact(folder: Path):

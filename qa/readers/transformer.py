@@ -7,10 +7,12 @@ characters, merged when several windows or passages give the same text, and scor
 calibration that travels with the model. The reader declines when even the best span's
 probability is under the model's no-answer threshold (chosen on held-out training data).
 
-Speed options, each measured in ``benchmarks/speed.py`` before being trusted: int8 dynamic
-quantization of the Linear layers, reading only the first ``max_passages`` retrieved passages,
-shorter windows (``max_length``/``stride``), and ``early_exit``: read the top passage alone first
-and skip the rest when its best answer is already that probable.
+Speed options, each measured in ``benchmarks/speed.py`` before being trusted: the precision
+(bf16 autocast where the CPU has native bf16, the default ``"auto"``; int8 dynamic quantization
+of the Linear layers, which this reader does not survive), reading only the first
+``max_passages`` retrieved passages, shorter windows (``max_length``/``stride``), and
+``early_exit``: read the top passage alone first and skip the rest when its best answer is
+already that probable.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.precision import Precision, ResolvedPrecision, autocast, check_precision
+
 from ..schema import Answer, Passage, Span
 from .base import Reading
-from .packaging import QUANTIZATIONS, Quantization, ReaderConfig, load_reader_model
+from .packaging import ReaderConfig, load_reader_model
 from .spans import SpanCandidate, best_spans, tidy_span
 from .windows import make_windows
 
@@ -56,12 +60,11 @@ class TransformerReader:
         stride: int | None = None,
         max_answer_tokens: int | None = None,
         no_answer_threshold: float | None = None,
-        quantize: Quantization = "none",
+        precision: Precision = "auto",
         max_passages: int | None = None,
         early_exit: float | None = None,
     ) -> None:
-        if quantize not in QUANTIZATIONS:
-            raise ValueError(f"unknown reader quantization {quantize!r}; one of {QUANTIZATIONS}")
+        check_precision(precision)
         if max_passages is not None and max_passages < 1:
             raise ValueError(f"max_passages must be at least 1, got {max_passages}")
         if early_exit is not None and not 0.0 < early_exit <= 1.0:
@@ -69,7 +72,8 @@ class TransformerReader:
         self.model_name = model
         self.device = device
         self.batch_size = batch_size
-        self.quantize = quantize
+        self.precision = precision
+        self._resolved: ResolvedPrecision | None = None
         self.max_passages = max_passages
         self.early_exit = early_exit
         self._overrides = {
@@ -101,15 +105,22 @@ class TransformerReader:
         with self._lock:
             if self._model is not None:
                 return
-            model, tokenizer, config = load_reader_model(
-                self.model_name, device=self.device, quantize=self.quantize
+            model, tokenizer, config, resolved = load_reader_model(
+                self.model_name, device=self.device, precision=self.precision
             )
             for key, value in self._overrides.items():
                 if value is not None:
                     setattr(config, key, value)
-            self._tokenizer, self._config = tokenizer, config
+            self._tokenizer, self._config, self._resolved = tokenizer, config, resolved
             self._model = model
-            logger.info("reader %s loaded", self.model_name)
+            logger.info("reader %s loaded, runs at %s", self.model_name, resolved)
+
+    @property
+    def resolved_precision(self) -> ResolvedPrecision:
+        """The precision the model runs at on this machine (loads it)."""
+        self.warm_up()
+        assert self._resolved is not None
+        return self._resolved
 
     def read(self, question: str, passages: Sequence[Passage], top_k: int = 3) -> Reading:
         """Best answers to ``question`` found in ``passages``, best first."""
@@ -172,7 +183,8 @@ class TransformerReader:
         pad_id = self._tokenizer.pad_token_id
         order = sorted(range(len(windows)), key=lambda w: len(windows.input_ids[w]))
         results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        with torch.inference_mode():
+        assert self._resolved is not None
+        with torch.inference_mode(), autocast(self._resolved, self.device):
             for lo in range(0, len(order), self.batch_size):
                 rows = order[lo : lo + self.batch_size]
                 ids, mask = windows.padded(rows, pad_id)
