@@ -73,6 +73,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seed-limit", type=int, default=None, help="seed questions (default: all)"
     )
+    parser.add_argument(
+        "--ludao-precision",
+        choices=("auto", "fp32", "bf16"),
+        default=None,
+        help="Ludao's reader and embedding precision (default: its settings, i.e. auto)",
+    )
+    parser.add_argument(
+        "--haystack-precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16 loads Haystack's three models with dtype=bfloat16 (default: fp32, "
+        "Haystack's own default)",
+    )
+    parser.add_argument(
+        "--out-stem", default=RESULT_STEM, help=f"result file names (default {RESULT_STEM})"
+    )
     parser.add_argument("--skip-seed", action="store_true", help="CMRC only")
     parser.add_argument("--skip-cmrc", action="store_true", help="seed corpus only")
     parser.add_argument("--venv", type=Path, default=REPO_ROOT / ".venv-haystack")
@@ -134,6 +150,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     python = ensure_haystack_venv(args.venv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     base = Settings.load()
+    if args.ludao_precision:
+        base = replace(
+            base, reader_precision=args.ludao_precision, embedding_precision=args.ludao_precision
+        )
     reader_dir = export_reader(Path(base.reader), args.work_dir / "reader-zh")
     embedding_model = resolve_model(base.embedding_model)
     results: list[CorpusResult] = []
@@ -152,7 +172,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                 threads=args.threads,
                 candidates=ludao.pipeline.retriever.candidates,
                 top_k=settings.top_k,
+                precision=args.haystack_precision,
             )
+            precision = {
+                "ludao_reader": ludao.pipeline.reader.resolved_precision,
+                "ludao_embedding": ludao.pipeline.retriever.encoder.resolved_precision,
+                "haystack": args.haystack_precision,
+            }
             logger.info("%s: starting Haystack", name)
             haystack = HaystackProcess(
                 python, spec, args.work_dir / f"runner-{number}.log", args.threads
@@ -173,8 +199,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                 started=started,
                 wall_s=time.perf_counter() - t0,
                 haystack_versions=haystack_versions,
+                precision=precision,
             )
-            _write(args.out_dir, report, results)
+            _write(args.out_dir, report, results, args.out_stem)
     return report
 
 
@@ -186,9 +213,11 @@ def _report(
     started: str,
     wall_s: float,
     haystack_versions: dict[str, str],
+    precision: dict[str, str],
 ) -> dict[str, Any]:
     return {
         "headline": _headline(results[0]),
+        "precision": precision,
         "started": started,
         "wall_s": round(wall_s, 1),
         "command": " ".join(["python -m benchmarks.haystack_peer", *argv]),
@@ -221,13 +250,15 @@ def _headline(result: CorpusResult) -> str:
     )
 
 
-def _write(out_dir: Path, report: dict[str, Any], results: list[CorpusResult]) -> None:
+def _write(
+    out_dir: Path, report: dict[str, Any], results: list[CorpusResult], stem: str = RESULT_STEM
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{RESULT_STEM}.json").write_text(
+    (out_dir / f"{stem}.json").write_text(
         json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    (out_dir / f"{RESULT_STEM}.md").write_text(render_markdown(report), encoding="utf-8")
-    with (out_dir / f"{RESULT_STEM}.predictions.jsonl").open("w", encoding="utf-8") as fh:
+    (out_dir / f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+    with (out_dir / f"{stem}.predictions.jsonl").open("w", encoding="utf-8") as fh:
         for result in results:
             for line in result.predictions:
                 fh.write(json.dumps(line, ensure_ascii=False) + "\n")

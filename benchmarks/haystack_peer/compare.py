@@ -230,8 +230,10 @@ def write_spec(
     threads: int,
     candidates: int,
     top_k: int,
+    precision: str = "fp32",
 ) -> Path:
     spec = {
+        "precision": precision,
         "embedding_model": embedding_model,
         "reader_model": str(reader_model),
         "threads": threads,

@@ -84,6 +84,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         "### Setup",
         "",
     ]
+    precision = report.get("precision")
+    if precision:
+        lines.append(
+            f"- Precision: Ludao's reader ran at {precision['ludao_reader']} and its embedding "
+            f"model at {precision['ludao_embedding']} (bf16 = autocast, chosen by `auto` where "
+            f"the CPU multiplies bf16 natively); Haystack's models were loaded in "
+            f"{precision['haystack']}."
+        )
     lines += [f"- {note}" for note in report["notes"]]
     lines += ["", "### Versions", ""]
     for side, versions in report["versions"].items():

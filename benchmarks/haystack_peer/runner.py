@@ -85,6 +85,9 @@ def build(spec: dict[str, Any]) -> Built:
     cpu = ComponentDevice.from_str("cpu")
     embedding_model = spec["embedding_model"]
     candidates, top_k = int(spec["candidates"]), int(spec["top_k"])
+    # Haystack's way to lower the precision: load the weights in bf16 (no autocast option).
+    precision = spec.get("precision", "fp32")
+    model_kwargs = {"dtype": torch.bfloat16} if precision == "bf16" else None
 
     t0 = time.perf_counter()
     doc_embedder = SentenceTransformersDocumentEmbedder(
@@ -94,6 +97,7 @@ def build(spec: dict[str, Any]) -> Built:
         normalize_embeddings=True,
         progress_bar=False,
         local_files_only=True,
+        model_kwargs=model_kwargs,
     )
     doc_embedder.warm_up()
     embedded = doc_embedder.run(documents=_documents(spec["passages"]))["documents"]
@@ -108,8 +112,11 @@ def build(spec: dict[str, Any]) -> Built:
         normalize_embeddings=True,
         progress_bar=False,
         local_files_only=True,
+        model_kwargs=model_kwargs,
     )
-    reader = TransformersExtractiveReader(model=spec["reader_model"], device=cpu, top_k=1)
+    reader = TransformersExtractiveReader(
+        model=spec["reader_model"], device=cpu, top_k=1, model_kwargs=model_kwargs
+    )
     t1 = time.perf_counter()
     text_embedder.warm_up()
     reader.warm_up()
@@ -146,6 +153,7 @@ def build(spec: dict[str, Any]) -> Built:
         "models_load_s": round(models_load_s, 3),
         "documents": store.count_documents(),
         "torch_threads": torch.get_num_threads(),
+        "precision": precision,
         "bm25": {
             "algorithm": store.bm25_algorithm,
             "tokenization_regex": store.bm25_tokenization_regex,

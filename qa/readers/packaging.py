@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from embeddings.precision import Precision, ResolvedPrecision, prepare, resolve_precision
+from embeddings.precision import Precision, prepare, resolve_precision
 
 from ..errors import ModelLoadError
 from .spans import Calibration
@@ -73,17 +73,16 @@ def export_compact(checkpoint: Path, out_dir: Path, config: ReaderConfig) -> Pat
     return out_dir
 
 
-def load_reader_model(name: str, *, device: str = "cpu", precision: Precision = "auto"):
-    """Return ``(model, tokenizer, ReaderConfig, resolved precision)`` for a compact folder,
-    full folder or hub id.
+def load_reader_model(name: str, *, device: str = "cpu", precision: Precision = "fp32"):
+    """Return ``(model, tokenizer, ReaderConfig)`` for a compact folder, full folder or hub id.
 
-    ``precision`` is resolved for this machine (:func:`embeddings.precision.resolve_precision`);
-    int8 swaps every ``nn.Linear`` for a dynamically quantised one (CPU only), bf16 is applied
-    per forward pass by the caller.
+    The weights stay fp32 unless ``precision`` resolves to int8, which swaps every
+    ``nn.Linear`` for a dynamically quantised one (CPU only); bf16 is applied per forward pass
+    by the caller (:func:`embeddings.precision.autocast`).
     """
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    resolved: ResolvedPrecision = resolve_precision(precision, device)
+    resolved = resolve_precision(precision, device)
 
     folder = Path(name).expanduser()
     try:
@@ -97,7 +96,7 @@ def load_reader_model(name: str, *, device: str = "cpu", precision: Precision = 
         raise ModelLoadError(f"cannot load reader model {name!r}: {exc}") from exc
     model.to(device)
     model.eval()
-    return prepare(model, resolved), tokenizer, config, resolved
+    return prepare(model, resolved), tokenizer, config
 
 
 def _load_compact(folder: Path):

@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.precision import Precision, ResolvedPrecision, autocast, check_precision
+from embeddings.precision import (
+    Precision,
+    ResolvedPrecision,
+    autocast,
+    check_precision,
+    resolve_precision,
+)
 
 from ..schema import Answer, Passage, Span
 from .base import Reading
@@ -105,8 +111,9 @@ class TransformerReader:
         with self._lock:
             if self._model is not None:
                 return
-            model, tokenizer, config, resolved = load_reader_model(
-                self.model_name, device=self.device, precision=self.precision
+            resolved = resolve_precision(self.precision, self.device)
+            model, tokenizer, config = load_reader_model(
+                self.model_name, device=self.device, precision=resolved
             )
             for key, value in self._overrides.items():
                 if value is not None:
