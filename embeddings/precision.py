@@ -3,9 +3,12 @@
 Both models (the e5 encoder and the reader) are matmul-bound, and the arithmetic they need is
 coarser than fp32. CPUs with native bf16 matmul (Intel AMX or AVX512-BF16) run bf16 several
 times faster than fp32 sgemm, so ``"auto"`` picks bf16 there and fp32 everywhere else: emulated
-bf16 on an AVX2-only CPU is slower than fp32, not faster. bf16 runs under autocast, which keeps
-LayerNorm, softmax and the reductions in fp32; that is why it keeps the reader's F1 and the
-encoder's vectors (cosine ≥ 0.9999 to fp32) where int8 does not (``benchmarks/speed.py``).
+bf16 on an AVX2-only CPU is slower than fp32, not faster. For bf16 the Linear weights are cast
+once at load and the forward pass runs under autocast. Casting once matters: autocast alone
+re-casts every fp32 weight on every call, which made a single query 1.3× slower than fp32
+instead of as fast. Embeddings and LayerNorm weights stay fp32, and the residual stream stays
+fp32 (a bf16 matmul output added to it is promoted), which is why bf16 keeps the reader's F1 and
+the encoder's vectors (cosine ≥ 0.9999 to fp32) where int8 does not (``benchmarks/speed.py``).
 
 int8 is dynamic quantization: weights are stored as int8 once, activations are quantised per
 call, because inputs vary in length and content and there is no calibration set at load time.
@@ -61,13 +64,20 @@ def resolve_precision(precision: str, device: str = "cpu") -> ResolvedPrecision:
 
 
 def prepare(model: M, precision: ResolvedPrecision) -> M:
-    """``model`` ready to run at ``precision``: int8 swaps its Linear layers (in place).
+    """``model`` ready to run at ``precision``, changed in place.
 
-    fp32 and bf16 leave the weights as they are: bf16 is applied per call by :func:`autocast`,
-    so one loaded model could serve both and the fp32 master weights keep the accuracy.
+    int8 swaps its Linear layers for dynamically quantised ones; bf16 casts the Linear layers'
+    weights and biases to bf16 (run it under :func:`autocast`, which casts their inputs);
+    fp32 leaves it as it is.
     """
     if precision == "int8":
         return quantize_int8(model)
+    if precision == "bf16":
+        import torch
+
+        for module in model.modules():  # type: ignore[attr-defined]
+            if isinstance(module, torch.nn.Linear):
+                module.to(torch.bfloat16)
     return model
 
 

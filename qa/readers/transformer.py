@@ -51,6 +51,8 @@ class WindowLogits:
 
     start: list[np.ndarray]
     end: list[np.ndarray]
+    tokens: int = 0
+    """Positions the model ran over, padding included: the reader's cost, for benchmarks."""
 
 
 class TransformerReader:
@@ -137,19 +139,22 @@ class TransformerReader:
             return Reading(answers=[], no_answer=True)
         self.warm_up()
         if self.early_exit is not None and len(passages) > 1:
-            candidates = self._candidates(question, passages[:1], first_index=0)
+            candidates, tokens = self._candidates(question, passages[:1], first_index=0)
             answers, best_margin = self._merge(candidates, passages, top_k)
             if answers and answers[0].score >= self.early_exit:
-                return self._reading(answers, best_margin, early_exit=True)
-            candidates += self._candidates(question, passages[1:], first_index=1)
+                return self._reading(answers, best_margin, tokens, early_exit=True)
+            more, more_tokens = self._candidates(question, passages[1:], first_index=1)
+            candidates, tokens = candidates + more, tokens + more_tokens
         else:
-            candidates = self._candidates(question, passages, first_index=0)
+            candidates, tokens = self._candidates(question, passages, first_index=0)
         answers, best_margin = self._merge(candidates, passages, top_k)
-        return self._reading(answers, best_margin)
+        return self._reading(answers, best_margin, tokens)
 
-    def _reading(self, answers: list[Answer], best_margin: float, *, early_exit: bool = False):
+    def _reading(
+        self, answers: list[Answer], best_margin: float, tokens: int, *, early_exit: bool = False
+    ) -> Reading:
         best = answers[0].score if answers else 0.0
-        details = {"best_score": best, "best_margin": best_margin}
+        details = {"best_score": best, "best_margin": best_margin, "tokens": float(tokens)}
         if early_exit:
             details["early_exit"] = 1.0
         return Reading(
@@ -158,8 +163,9 @@ class TransformerReader:
 
     def _candidates(
         self, question: str, passages: Sequence[Passage], *, first_index: int
-    ) -> list[SpanCandidate]:
-        """Span candidates of ``passages``; ``context_index`` counts from ``first_index``."""
+    ) -> tuple[list[SpanCandidate], int]:
+        """Span candidates of ``passages`` (``context_index`` counts from ``first_index``) and
+        the token positions the model ran over to find them."""
         config = self.config
         windows = make_windows(
             self._tokenizer,
@@ -180,7 +186,7 @@ class TransformerReader:
                     max_answer_tokens=config.max_answer_tokens,
                 )
             )
-        return candidates
+        return candidates, logits.tokens
 
     def _run(self, windows) -> WindowLogits:
         import torch
@@ -190,11 +196,13 @@ class TransformerReader:
         pad_id = self._tokenizer.pad_token_id
         order = sorted(range(len(windows)), key=lambda w: len(windows.input_ids[w]))
         results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        tokens = 0
         assert self._resolved is not None
         with torch.inference_mode(), autocast(self._resolved, self.device):
             for lo in range(0, len(order), self.batch_size):
                 rows = order[lo : lo + self.batch_size]
                 ids, mask = windows.padded(rows, pad_id)
+                tokens += int(ids.size)
                 out = self._model(
                     input_ids=torch.from_numpy(ids).to(self.device),
                     attention_mask=torch.from_numpy(mask).to(self.device),
@@ -207,7 +215,7 @@ class TransformerReader:
         for w in range(len(windows)):
             starts.append(results[w][0])
             ends.append(results[w][1])
-        return WindowLogits(start=starts, end=ends)
+        return WindowLogits(start=starts, end=ends, tokens=tokens)
 
     def _merge(
         self, candidates: list[SpanCandidate], passages: Sequence[Passage], top_k: int
