@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.limit import fraction_of_limit, measure_limit
+from benchmarks.limit import fraction_of_limit, measure_limit, passage_tokens
 from qa.config import REPO_ROOT, Settings
 from qa.evaluation import latency_summary, load_examples
 
@@ -123,22 +123,11 @@ def _index_build_rate(retriever, limit: int = 64, limit_gflops: float | None = N
         "mean_chars": round(sum(map(len, texts)) / max(len(texts), 1), 1),
         "passages_per_s": round(len(texts) / (ms / 1000), 2) if ms else None,
     }
-    tokens = _passage_tokens(retriever.encoder, texts)
+    tokens = passage_tokens(retriever.encoder, texts)
     if ms and limit_gflops and tokens:
         rate["mean_tokens"] = round(tokens / len(texts), 1)
         rate.update(fraction_of_limit(tokens, ms / 1000, limit_gflops))
     return rate
-
-
-def _passage_tokens(encoder, texts: list[str]) -> int | None:
-    """Tokens the encoder's model sees for ``texts`` (prompt included), if it can say."""
-    model = getattr(encoder, "model", None)
-    tokenizer = getattr(model, "tokenizer", None)
-    if tokenizer is None:
-        return None
-    prompt = getattr(model, "prompts", {}).get("passage", "")
-    ids = tokenizer([prompt + t for t in texts])["input_ids"]
-    return sum(min(len(i), getattr(model, "max_seq_length", 512) or 512) for i in ids)
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m benchmarks.latency

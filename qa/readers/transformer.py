@@ -72,7 +72,7 @@ class TransformerReader:
         max_passages: int | None = None,
         early_exit: float | None = None,
     ) -> None:
-        check_precision(precision)
+        check_precision(precision, device)
         if max_passages is not None and max_passages < 1:
             raise ValueError(f"max_passages must be at least 1, got {max_passages}")
         if early_exit is not None and not 0.0 < early_exit <= 1.0:
