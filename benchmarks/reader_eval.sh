@@ -18,7 +18,7 @@ ludao=(".venv/bin/ludao" -q)
   --predictions "$PRED/xquad_en_gold.jsonl" | tee "$OUT/reader_xquad_en_gold.json"
 "${ludao[@]}" eval ../shared/eval/seed_dev.jsonl --reader "$READER" --json \
   --predictions "$PRED/seed_dev.jsonl" | tee "$OUT/seed_dev.json"
-"${ludao[@]}" eval tests/data/seed_questions.jsonl --reader "$READER" --json \
+"${ludao[@]}" eval qa/eval/data/seed_questions.jsonl --reader "$READER" --json \
   --predictions "$PRED/seed_questions.jsonl" | tee "$OUT/seed_questions.json"
 if [ "$OPEN_LIMIT" = all ]; then limit=(); name=all; else limit=(--limit "$OPEN_LIMIT"); name="first$OPEN_LIMIT"; fi
 # Open domain: all 848 dev paragraphs are the corpus; the answer cache is off so that latency is

@@ -22,27 +22,29 @@ from collections import Counter
 from pathlib import Path
 
 from qa.config import REPO_ROOT, Settings
-from qa.evaluation import answer_in_text, detect_language, exact_match, f1, load_examples
+from qa.eval.metrics import Language, detect_language, has_relevant_passage, score_answer
+from qa.eval.question_files import SEED_QUESTIONS, load_examples
 
 QUESTION_FILES = (
     REPO_ROOT.parent / "shared" / "eval" / "seed_dev.jsonl",
-    REPO_ROOT / "tests" / "data" / "seed_questions.jsonl",
+    SEED_QUESTIONS,
 )
 
 
 def classify(
-    golds: tuple[str, ...], answer: str | None, passages: list[str], *, language: str = "zh"
+    golds: tuple[str, ...], answer: str | None, passages: list[str], *, language: Language = "zh"
 ) -> str | None:
     """The failed stage, or ``None`` when the top answer is right (metric of ``language``)."""
     if not golds:
         return None if answer is None else "answered unanswerable"
-    if answer is not None and exact_match(answer, golds, language=language):
+    scored = None if answer is None else score_answer(answer, golds, language=language)
+    if scored is not None and scored.exact_match:
         return None
-    if not any(answer_in_text(g, text) for g in golds for text in passages):
+    if not has_relevant_passage(golds, passages):
         return "retrieval"
-    if answer is None:
+    if scored is None:
         return "declined"
-    return "boundary" if f1(answer, golds, language=language) > 0 else "wrong span"
+    return "boundary" if scored.f1 > 0 else "wrong span"
 
 
 def main(argv: list[str] | None = None) -> dict:

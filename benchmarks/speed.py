@@ -38,22 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.limit import flop_per_token, fraction_of_limit, measure_limit, passage_tokens
 from qa.config import REPO_ROOT, Settings
-from qa.evaluation import (
-    QAExample,
-    answer_in_text,
-    detect_language,
-    exact_match,
-    f1,
-    latency_summary,
-    load_examples,
-    percentile,
-)
+from qa.eval.latency import latency_summary, percentile
+from qa.eval.limit import flop_per_token, fraction_of_limit, measure_limit, passage_tokens
+from qa.eval.metrics import has_relevant_passage, score_answer
+from qa.eval.question_files import SEED_QUESTIONS, QAExample, load_examples, load_squad_paragraphs
 
 logger = logging.getLogger(__name__)
 
-SEED_QUESTIONS = REPO_ROOT / "tests" / "data" / "seed_questions.jsonl"
 SEED_DEV = REPO_ROOT.parent / "shared" / "eval" / "seed_dev.jsonl"
 CMRC_DEV = REPO_ROOT.parent / "shared" / "data" / "qa" / "cmrc2018_dev.json"
 ENGLISH_QUESTIONS = (
@@ -156,12 +148,9 @@ def _score(reading, example: QAExample) -> tuple[float, float, float]:
     """(F1, EM, forced F1) of one reading, as ``ludao eval`` scores it."""
     best = reading.answers[0].text if reading.answers else ""
     prediction = "" if reading.no_answer else best
-    language = detect_language(example.question)
-    return (
-        f1(prediction, example.answers, language=language),
-        exact_match(prediction, example.answers, language=language),
-        f1(best, example.answers, language=language) if example.answers else 0.0,
-    )
+    shown = score_answer(prediction, example.answers, question=example.question)
+    forced = score_answer(best, example.answers, question=example.question)
+    return shown.f1, shown.exact_match, forced.f1 if example.answers else 0.0
 
 
 # -- sections ------------------------------------------------------------------------------
@@ -250,7 +239,7 @@ def measure_reader(bench: Bench, variants: list[Variant], repeat: int) -> dict:
                         again = pipe.reader.read(
                             response.question, [h.passage for h in response.hits]
                         )
-                        exits[spec] += int(again.details.get("early_exit", 0))
+                        exits[spec] += int(again.early_exit)
     base = variants[0].spec
     base_p50 = percentile(times[base]["total"], 50)
     out = {}
@@ -300,7 +289,7 @@ def measure_cmrc(
                 v.threads, lambda r=reader, q=ex.question, p=passage: r.read(q, [p], 3)
             )
             times[spec].append((time.perf_counter() - t0) * 1000)
-            tokens[spec] += reading.details.get("tokens", 0.0)
+            tokens[spec] += reading.tokens or 0
             scores[spec].append(_score(reading, ex))
     base = variants[0].spec
     base_p50 = percentile(times[base], 50)
@@ -351,7 +340,6 @@ def measure_query(bench: Bench, repeat: int) -> dict:
 def _cmrc_chunks(limit: int) -> list[str]:
     """CMRC dev paragraphs chunked as the index builder chunks documents."""
     from qa.chunking import chunk
-    from qa.evaluation import load_squad_paragraphs
     from qa.schema import Document
 
     texts: list[str] = []
@@ -380,7 +368,7 @@ def _encoders(settings: Settings, specs: list[str]) -> dict[str, object]:
 
 def measure_passages(settings: Settings, limit_gflops: float, specs: list[str], n: int) -> dict:
     """Passages/s and effective GFLOP/s of index building, each set encoded by each variant."""
-    from qa.indexing import read_corpus
+    from qa.corpus import read_corpus
 
     corpus = read_corpus(
         settings.corpus, max_chars=settings.max_chars, min_chars=settings.min_chars
@@ -420,7 +408,7 @@ def _recall_at_5(retriever, examples: list[QAExample]) -> float:
     found = 0
     for ex in answerable:
         hits = retriever.search(ex.question, top_k=5)
-        found += any(answer_in_text(a, h.passage.text) for h in hits for a in ex.answers)
+        found += has_relevant_passage(ex.answers, (h.passage.text for h in hits))
     return round(100 * found / max(len(answerable), 1), 2)
 
 
@@ -428,8 +416,7 @@ def measure_recall(
     settings: Settings, cmrc_questions: int, cache_dir: Path, specs: list[str]
 ) -> dict:
     """recall@5 of the hybrid retriever per precision of the vectors (passages and queries)."""
-    from qa.evaluation import load_squad_paragraphs
-    from qa.indexing import read_corpus
+    from qa.corpus import read_corpus
     from qa.retrieval import Retriever, dense_index_from
     from qa.schema import Passage
 

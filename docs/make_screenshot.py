@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.api_load import _free_port, start_server  # noqa: E402
+from qa.web.servers import free_port, start_server  # noqa: E402
 
 QUESTION = "2024年厦门全社会研发投入强度是多少？"
 
@@ -28,7 +28,7 @@ def main() -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     question = sys.argv[1] if len(sys.argv) > 1 else QUESTION
-    port = _free_port()
+    port = free_port()
     proc = start_server(port, dict(os.environ))
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"

@@ -1,7 +1,7 @@
 """A small FAISS wrapper: vectors in, ``(scores, row ids)`` out, saved atomically.
 
 The index stores only row positions; passage text (and the raw vectors) live next to it, kept by
-``qa.retrieval``. Three structures, all inner product over L2-normalised vectors:
+``qa.index.store``. Three structures, all inner product over L2-normalised vectors:
 
 - ``flat``: exact search. Below :data:`EXACT_LIMIT` vectors a single query takes under ~5 ms on
   two cores and never misses a neighbour, so ``kind="auto"`` uses it there.
@@ -115,12 +115,12 @@ def _faiss() -> Any:
     return faiss
 
 
-def _corrupt(message: str) -> Exception:
-    # qa.errors holds the user-facing error types; imported here, on the error path only, so that
-    # importing embeddings never imports the qa package.
-    from qa.errors import IndexCorruptError
+class IndexFileError(Exception):
+    """A saved FAISS file is missing, truncated, unreadable or not a structure built here.
 
-    return IndexCorruptError(message)
+    The message is fit to show as is. ``embeddings`` never imports ``qa``, so the application
+    translates this into its own error type where it loads an index (``qa.index.store``).
+    """
 
 
 def _as_matrix(vectors: np.ndarray, dimension: int, what: str) -> np.ndarray:
@@ -367,26 +367,26 @@ class FaissIndex:
         """Read an index written by :meth:`save`, of any kind.
 
         Raises:
-            IndexCorruptError: the file is missing, truncated, unreadable, not an
+            IndexFileError: the file is missing, truncated, unreadable, not an
                 inner-product index, of a structure this class does not build, or internally
                 inconsistent (counts that do not agree).
         """
         path = Path(path)
         if not path.is_file():
-            raise _corrupt(
+            raise IndexFileError(
                 f"dense index file {path} is missing; rebuild with `ludao index --rebuild`"
             )
         try:
             index = _faiss().read_index(str(path))
         except (RuntimeError, OSError, MemoryError, ValueError) as exc:
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise _corrupt(
+            raise IndexFileError(
                 f"dense index file {path} is truncated or unreadable ({first_line}); "
                 "rebuild with `ludao index --rebuild`"
             ) from exc
         kind, problem = _inspect(index)
         if problem:
-            raise _corrupt(
+            raise IndexFileError(
                 f"dense index file {path} {problem}; rebuild with `ludao index --rebuild`"
             )
         assert kind is not None

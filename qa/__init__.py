@@ -1,7 +1,8 @@
 """Ludao (鹭岛): extractive question answering over an organisation's own documents.
 
-Data flow: ``documents`` (load + clean) → ``chunking`` (passages) → ``embeddings`` + ``retrieval``
-(hybrid FAISS/BM25 index) → ``readers`` (answer spans) → ``pipeline`` (answers with citations).
+Data flow: ``corpus`` (``loaders`` + ``cleaning`` → documents) → ``chunking`` (passages) →
+``index`` (embeddings into a saved FAISS folder) → ``retrieval`` (dense + BM25) → ``readers``
+(answer spans) → ``pipeline`` (answers with citations); ``eval`` measures it, ``web`` serves it.
 """
 
 from __future__ import annotations

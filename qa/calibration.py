@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .evaluation import f1
-from .readers.packaging import ReaderConfig, export_compact
+from .eval.metrics import f1
+from .readers.base import Reading
+from .readers.compact import ReaderConfig, export_compact
 from .readers.spans import Calibration
 from .readers.transformer import TransformerReader
 from .schema import Passage
@@ -84,7 +85,7 @@ def calibrate_and_package(
     for i, ex in enumerate(tqdm(held, desc="calibrate", disable=not show)):
         own = _passage(ex["context"], f"held:{i}")
         reading = reader.read(ex["question"], [own], top_k=1)
-        margin = reading.details["best_margin"]
+        margin = _margin(reading)
         text = reading.answers[0].text if reading.answers else ""
         score = f1(text, [ex["answer_text"]])
         answerable.append((margin, score))
@@ -99,8 +100,8 @@ def calibrate_and_package(
             ):
                 continue
             decoy = reader.read(ex["question"], [_passage(other["context"], f"decoy:{i}")], 1)
-            decoy_margins.append(decoy.details["best_margin"])
-            margins.append(decoy.details["best_margin"])
+            decoy_margins.append(_margin(decoy))
+            margins.append(decoy_margins[-1])
             labels.append(0.0)
     finite = [(m, y) for m, y in zip(margins, labels, strict=True) if math.isfinite(m)]
     calibration = fit_logistic(np.array([m for m, _ in finite]), np.array([y for _, y in finite]))
@@ -136,3 +137,10 @@ def calibrate_and_package(
 
 def _passage(text: str, pid: str) -> Passage:
     return Passage(id=pid, doc_id=pid, title="", text=text, start=0, end=len(text))
+
+
+def _margin(reading: Reading) -> float:
+    """The best span's raw margin; a ``TransformerReader`` always reports one."""
+    if reading.best_margin is None:
+        raise ValueError("the reader reported no margin to calibrate on")
+    return reading.best_margin

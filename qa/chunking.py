@@ -21,11 +21,6 @@ STOPS = "。！？；…"
 CLOSERS = "”’」』）)》】〕〉\"'"
 """Closing quotes and brackets that stay with the sentence they follow (``。”`` ends a sentence)."""
 
-GAPS_KEY = "gaps"
-"""``Document.meta`` key: space-separated positions in ``text`` of paragraphs that did not follow
-the previous paragraph in the original file (text between them was dropped as a duplicate).
-Passages never straddle such a gap, so a passage's original-file span holds only its own text."""
-
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\s*\n[^\S\n]*\n|\s*$)", re.DOTALL)
 _END = re.compile(rf"[{STOPS}]+[{CLOSERS}]*|[.!?;]+[{CLOSERS}]*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
@@ -119,7 +114,8 @@ def chunk(
     Rules, in order of priority:
 
     - every non-whitespace character of ``doc.text`` lies in at least one passage;
-    - a passage never crosses a gap where duplicate text was dropped (``meta[GAPS_KEY]``);
+    - a passage never crosses a gap where duplicate text was dropped or a page starts
+      (``doc.paragraph_gaps``), so its original-file span holds only its own text;
     - a sentence longer than ``max_chars`` is cut at the last clause mark (，；：、) that fits, or
       hard at ``max_chars`` (moved back so a number such as ``448.53`` is not cut);
     - a passage that already holds ``min_chars`` ends at a paragraph break, so passages follow
@@ -158,7 +154,7 @@ def chunk(
 
 def _units(doc: Document, max_chars: int) -> list[_Unit]:
     """Sentences of ``doc`` tagged with paragraph and region, over-long ones cut to fit."""
-    gaps = sorted(int(g) for g in doc.meta.get(GAPS_KEY, "").split())
+    gaps = sorted(doc.paragraph_gaps)
     units: list[_Unit] = []
     region = 0
     for number, (para_start, para_end) in enumerate(paragraph_spans(doc.text)):

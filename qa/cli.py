@@ -8,15 +8,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
-from .config import Settings
+from .config import ServeSettings, Settings
 from .errors import LudaoError
 
 logger = logging.getLogger("qa")
+T = TypeVar("T")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -72,13 +75,14 @@ def index(
     skipped with the reason (unsupported, empty, binary, encrypted, broken, undecodable, ...).
     """
     try:
-        from .indexing import update_index
-        from .pipeline import corpus_from_settings, index_location
+        from .corpus import corpus_from_settings
+        from .index import locate_index, update_index
 
         settings = _settings(paths, include=include or None, exclude=exclude or None)
-        encoder, index_dir = index_location(settings)
+        where = locate_index(settings)
+        index_dir = where.index_dir
         corpus = corpus_from_settings(settings)
-        update = update_index(corpus, encoder, index_dir, rebuild=rebuild)
+        update = update_index(corpus, where.encoder, index_dir, rebuild=rebuild)
     except LudaoError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
@@ -89,9 +93,7 @@ def index(
                 "passages": len(update.retriever),
                 **update.counts(),
                 "excluded_documents": update.excluded,
-                "dropped_paragraphs": sum(
-                    int(d.meta.get("dropped_paragraphs", 0)) for d in corpus.documents
-                ),
+                "dropped_paragraphs": sum(d.dropped_paragraphs for d in corpus.documents),
                 "files_loaded": len(corpus.report.loaded),
                 "files_skipped": len(corpus.report.skipped),
                 "skipped_by_reason": corpus.report.counts()["skipped_by_reason"],
@@ -152,8 +154,14 @@ def eval_command(
     as_json: bool,
 ) -> None:
     """Score Ludao on FILE (SQuAD JSON or JSONL questions)."""
-    from .evaluation import load_examples
-    from .evaluator import evaluate, gold_passage_asker, pipeline_asker, write_predictions
+    from .eval.question_files import load_examples
+    from .eval.runner import (
+        evaluate,
+        gold_passage_asker,
+        pipeline_asker,
+        squad_paragraph_pipeline,
+        write_predictions,
+    )
     from .pipeline import Pipeline
     from .readers import reader_from_settings
 
@@ -167,7 +175,7 @@ def eval_command(
             mode, embed, retrieval = "gold-passage", None, False
         else:
             if is_squad and not corpus:
-                pipeline = _squad_pipeline(Path(file), settings)
+                pipeline = squad_paragraph_pipeline(Path(file), settings)
                 mode = "open-domain (file paragraphs)"
             else:
                 pipeline = Pipeline.from_settings(settings)
@@ -191,60 +199,42 @@ def eval_command(
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else json.dumps(data, indent=2))
 
 
-def _squad_pipeline(path: Path, settings: Settings):
-    """A pipeline whose corpus is the SQuAD file's own paragraphs, one passage each."""
-    from .evaluation import load_squad_paragraphs
-    from .indexing import Corpus, index_dir_for, open_index
-    from .pipeline import Pipeline, encoder_from_settings
-    from .readers import reader_from_settings
-    from .schema import Passage
-
-    passages = [
-        Passage(id=pid, doc_id=pid, title=path.stem, text=text, start=0, end=len(text))
-        for pid, text in load_squad_paragraphs(path)
-    ]
-    encoder = encoder_from_settings(settings)
-    index_dir = index_dir_for([path], encoder.model_id, settings.home_dir)
-    retriever = open_index(Corpus(documents=[], passages=passages), encoder, index_dir)
-    return Pipeline(
-        retriever=retriever,
-        reader=reader_from_settings(settings),
-        top_k=settings.top_k,
-        reader_top_k=settings.reader_top_k,
-        description={"corpus": [str(path)], "passages": len(passages)},
-    )
+def _serve_options(command: Callable[..., None]) -> Callable[..., None]:
+    """One option per ``ServeSettings`` field, as ``python ui.py`` has, so the two never drift."""
+    for field in reversed(fields(ServeSettings)):
+        kind = type(field.default)
+        command = click.option(
+            "--" + field.name.replace("_", "-"),
+            field.name,
+            type=kind if kind in (int, float) else str,
+            default=None,
+            help=f"{field.metadata['help']} (LUDAO_{field.name.upper()}).",
+        )(command)
+    return command
 
 
 @cli.command()
-@click.option("--host", default=None, help="Default 127.0.0.1 (LUDAO_HOST).")
-@click.option("--port", type=int, default=None, help="Default 7860 (LUDAO_PORT).")
-@click.option("--root-path", default=None, help="Sub-path behind a reverse proxy.")
-@click.option("--corpus", "corpus", multiple=True, type=click.Path(exists=True))
 @click.option(
-    "--watch",
-    type=float,
-    default=None,
-    metavar="SECONDS",
-    help="Reload the index when corpus files change, checking every SECONDS (LUDAO_WATCH).",
+    "--corpus",
+    "corpus",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="File or folder to answer from (repeatable; LUDAO_CORPUS).",
 )
-def serve(
-    host: str | None,
-    port: int | None,
-    root_path: str | None,
-    corpus: tuple[str, ...],
-    watch: float | None,
-) -> None:
-    """Run the chat, the HTTP API and the embeddable widget in one server."""
+@_serve_options
+def serve(corpus: tuple[str, ...], **options: object) -> None:
+    """Run the chat, the HTTP API and the embeddable widget in one server.
+
+    An option not given comes from LUDAO_<OPTION> or the [serve] table of
+    $LUDAO_HOME/config.toml.
+    """
     import ui
 
-    args = []
-    options = (("--host", host), ("--port", port), ("--root-path", root_path), ("--watch", watch))
-    for flag, value in options:
-        if value is not None:
-            args += [flag, str(value)]
-    for path in corpus:
-        args += ["--corpus", path]
-    ui.main(args)
+    try:
+        server = ServeSettings.load(**options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    ui.serve(_settings(corpus), server)
 
 
 @cli.command(name="train-reader")
@@ -303,8 +293,8 @@ def package_reader(checkpoint: str, out_dir: str, calibrate_on: int) -> None:
 @click.option("--repeat", type=int, default=3)
 @click.option("--json", "as_json", is_flag=True)
 def bench(corpus: tuple[str, ...], questions: str | None, repeat: int, as_json: bool) -> None:
-    """Latency of retrieval and reading on the corpus, per stage (see benchmarks/)."""
-    from benchmarks.latency import run_latency_benchmark
+    """Latency of retrieval and reading on the corpus, per stage (default: the seed questions)."""
+    from .eval.bench import run_latency_benchmark
 
     result = run_latency_benchmark(_settings(corpus), questions=questions, repeat=repeat)
     click.echo(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2))
@@ -319,13 +309,6 @@ def docs() -> None:
     `ludao docs restore` brings it back (the next `ludao index` then embeds it again). Delete or
     move the file instead to drop it for good.
     """
-
-
-def _index_dir(corpus: tuple[str, ...]) -> Path:
-    """The folder `ludao index` uses for the corpus (the encoder loads no model to say so)."""
-    from .pipeline import index_location
-
-    return index_location(_settings(corpus))[1]
 
 
 _CORPUS_OPTION = click.option(
@@ -344,10 +327,10 @@ def docs_list(corpus: tuple[str, ...], as_json: bool) -> None:
     """List the indexed documents (id, source, passages, SHA-256, indexed time)."""
     from dataclasses import asdict
 
-    from .indexing import list_documents
+    from .index import list_documents, locate_index
 
     try:
-        listing = list_documents(_index_dir(corpus))
+        listing = list_documents(locate_index(_settings(corpus)).index_dir)
     except LudaoError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -355,7 +338,7 @@ def docs_list(corpus: tuple[str, ...], as_json: bool) -> None:
             "index_dir": str(listing.index_dir),
             "created": listing.created,
             "documents": [asdict(d) for d in listing.documents],
-            "removed": listing.excluded,
+            "removed": [e.to_entry() for e in listing.excluded],
         }
         click.echo(json.dumps(data, ensure_ascii=False))
         return
@@ -364,7 +347,17 @@ def docs_list(corpus: tuple[str, ...], as_json: bool) -> None:
         digest = (d.sha256 or "-")[:12]
         click.echo(f"{d.id}\t{d.passages}\t{digest}\t{d.indexed or '-'}\t{d.source}")
     for e in listing.excluded:
-        click.echo(f"{e.get('id')}\tremoved {e.get('removed', '')}\t{e.get('source', '')}")
+        click.echo(f"{e.id}\tremoved {e.removed or ''}\t{e.source}")
+
+
+def _on_index(corpus: tuple[str, ...], change: Callable[[Path, str], T], document: str) -> T:
+    """Run a document change on the index of ``corpus``; a refusal is a usage error, not a trace."""
+    from .index import locate_index
+
+    try:
+        return change(locate_index(_settings(corpus)).index_dir, document)
+    except LudaoError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @docs.command(name="remove")
@@ -372,12 +365,9 @@ def docs_list(corpus: tuple[str, ...], as_json: bool) -> None:
 @_CORPUS_OPTION
 def docs_remove(document: str, corpus: tuple[str, ...]) -> None:
     """Remove DOCUMENT (an id from `ludao docs list`, or its file's path) from the index."""
-    from .indexing import remove_document
+    from .index import remove_document
 
-    try:
-        record = remove_document(_index_dir(corpus), document)
-    except LudaoError as exc:
-        raise click.ClickException(str(exc)) from exc
+    record = _on_index(corpus, remove_document, document)
     click.echo(f"removed {record.id} ({record.passages} passages); `ludao docs restore` undoes it")
 
 
@@ -386,13 +376,10 @@ def docs_remove(document: str, corpus: tuple[str, ...]) -> None:
 @_CORPUS_OPTION
 def docs_restore(document: str, corpus: tuple[str, ...]) -> None:
     """Undo `ludao docs remove DOCUMENT`; the next `ludao index` embeds it again."""
-    from .indexing import restore_document
+    from .index import restore_document
 
-    try:
-        entry = restore_document(_index_dir(corpus), document)
-    except LudaoError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"restored {entry.get('id')}; run `ludao index` to put it back in the index")
+    entry = _on_index(corpus, restore_document, document)
+    click.echo(f"restored {entry.id}; run `ludao index` to put it back in the index")
 
 
 def main() -> None:  # pragma: no cover - console entry point

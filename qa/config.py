@@ -3,14 +3,19 @@
 Library classes take explicit arguments; only the CLI, the UI and benchmarks call
 ``Settings.load()``. Environment variables are ``LUDAO_<FIELD>`` in upper case (for example
 ``LUDAO_TOP_K=8``); a TOML file at ``$LUDAO_HOME/config.toml`` is read first if present.
+
+Two classes share that loading: :class:`Settings` (what answers: corpus, models, ranking) at the
+top level of ``config.toml``, and :class:`ServeSettings` (how the web server listens) in its
+``[serve]`` table, so one file can configure both and a typo is still refused.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus"
@@ -23,8 +28,74 @@ def ludao_home() -> Path:
     return Path(home).expanduser() if home else Path.home() / ".cache" / "ludao"
 
 
+def _split(value: str, separator: str | None) -> tuple[str, ...]:
+    """Paths split on ``os.pathsep`` as written; other lists (``"a, b"``) also lose spaces."""
+    if separator is None:
+        return tuple(v for v in value.split(os.pathsep) if v)
+    return tuple(v.strip() for v in value.split(separator) if v.strip())
+
+
+class _Loadable:
+    """``load()`` for a frozen dataclass: defaults, config file, ``LUDAO_*`` env, overrides.
+
+    ``_section`` names the ``config.toml`` table the class reads (``None``: the top level, minus
+    the tables of the other classes); ``_not_from_env`` lists fields no variable may set.
+    A tuple field's string form is split on ``os.pathsep`` unless the field's metadata names
+    another ``separator`` (origins are URLs: their colons must survive).
+    """
+
+    _section: ClassVar[str | None] = None
+    _sections: ClassVar[frozenset[str]] = frozenset({"serve"})
+    _not_from_env: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def load(cls, **overrides: object) -> Self:
+        """Defaults, then ``$LUDAO_HOME/config.toml``, then ``LUDAO_*`` env, then ``overrides``."""
+        settings = cls()  # type: ignore[call-arg]
+        config_file = ludao_home() / "config.toml"
+        if config_file.is_file():
+            with config_file.open("rb") as fh:
+                settings = settings._with(cls._from_file(tomllib.load(fh)))
+        env = {
+            f.name: os.environ[f"LUDAO_{f.name.upper()}"]
+            for f in fields(cls)  # type: ignore[arg-type]
+            if f"LUDAO_{f.name.upper()}" in os.environ and f.name not in cls._not_from_env
+        }
+        settings = settings._with(env)
+        return settings._with({k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def _from_file(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if cls._section is not None:
+            return dict(data.get(cls._section, {}))
+        return {k: v for k, v in data.items() if k not in cls._sections}
+
+    def _with(self, values: dict[str, object]) -> Self:
+        typed: dict[str, object] = {}
+        names = {f.name: f for f in fields(self)}  # type: ignore[arg-type]
+        for key, value in values.items():
+            if key not in names:
+                raise ValueError(f"unknown setting {key!r}")
+            current = getattr(self, key)
+            if isinstance(current, tuple):
+                if isinstance(value, str):
+                    value = _split(value, names[key].metadata.get("separator"))
+                typed[key] = tuple(str(v) for v in value)  # type: ignore[union-attr]
+            elif isinstance(current, bool):
+                typed[key] = str(value).lower() in {"1", "true", "yes"}
+            elif isinstance(current, int):
+                typed[key] = int(value)  # type: ignore[arg-type]
+            elif isinstance(current, float):
+                typed[key] = float(value)  # type: ignore[arg-type]
+            else:
+                typed[key] = str(value)
+        return replace(self, **typed)  # type: ignore[type-var]
+
+
 @dataclass(frozen=True)
-class Settings:
+class Settings(_Loadable):
+    _not_from_env: ClassVar[frozenset[str]] = frozenset({"home"})
+
     corpus: tuple[str, ...] = (str(DEFAULT_CORPUS),)
     embedding_model: str = "multilingual-e5-small"
     reader: str = str(DEFAULT_READER)
@@ -60,39 +131,66 @@ class Settings:
     def home_dir(self) -> Path:
         return Path(self.home).expanduser() if self.home else ludao_home()
 
-    @classmethod
-    def load(cls, **overrides: object) -> Settings:
-        """Defaults, then ``$LUDAO_HOME/config.toml``, then ``LUDAO_*`` env, then ``overrides``."""
-        settings = cls()
-        config_file = ludao_home() / "config.toml"
-        if config_file.is_file():
-            with config_file.open("rb") as fh:
-                settings = settings._with(tomllib.load(fh))
-        env = {
-            f.name: os.environ[f"LUDAO_{f.name.upper()}"]
-            for f in fields(cls)
-            if f"LUDAO_{f.name.upper()}" in os.environ and f.name != "home"
-        }
-        settings = settings._with(env)
-        return settings._with({k: v for k, v in overrides.items() if v is not None})
 
-    def _with(self, values: dict[str, object]) -> Settings:
-        typed: dict[str, object] = {}
-        names = {f.name: f for f in fields(self)}
-        for key, value in values.items():
-            if key not in names:
-                raise ValueError(f"unknown setting {key!r}")
-            current = getattr(self, key)
-            if isinstance(current, tuple):
-                if isinstance(value, str):
-                    value = tuple(v for v in value.split(os.pathsep) if v)
-                typed[key] = tuple(str(v) for v in value)  # type: ignore[union-attr]
-            elif isinstance(current, bool):
-                typed[key] = str(value).lower() in {"1", "true", "yes"}
-            elif isinstance(current, int):
-                typed[key] = int(value)  # type: ignore[arg-type]
-            elif isinstance(current, float):
-                typed[key] = float(value)  # type: ignore[arg-type]
-            else:
-                typed[key] = str(value)
-        return replace(self, **typed)
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class ServeSettings(_Loadable):
+    """How ``ludao serve`` / ``python ui.py`` listens: ``LUDAO_<FIELD>`` or ``[serve]`` in
+    ``config.toml``; each field is also a command-line option (``--root-path``...), whose help
+    is the field's ``help`` metadata."""
+
+    _section: ClassVar[str | None] = "serve"
+
+    host: str = field(default="127.0.0.1", metadata=_help("interface to listen on"))
+    port: int = field(default=7860, metadata=_help("port to listen on"))
+    root_path: str = field(
+        default="", metadata=_help("public sub-path behind a reverse proxy, e.g. /ludao")
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "separator": ",",
+            "help": "comma-separated origins allowed to embed/call the app",
+        },
+    )
+    concurrency: int = field(default=4, metadata=_help("questions answered at the same time"))
+    max_queue: int = field(default=64, metadata=_help("questions waiting before 'queue full'"))
+    watch: float = field(
+        default=0.0,
+        metadata=_help(
+            "poll the corpus every SECONDS and reload the index when files change (0: off; "
+            "POST /api/reload works either way)"
+        ),
+    )
+    upload_dir: str = field(
+        default="",
+        metadata=_help("folder for documents sent to POST /api/documents; it joins the corpus"),
+    )
+    admin_token: str = field(
+        default="",
+        metadata=_help(
+            "bearer token for reload and upload (unset: only from this machine); "
+            "prefer LUDAO_ADMIN_TOKEN, a command line is visible to other users"
+        ),
+    )
+    username: str = field(
+        default="", metadata=_help("login for the chat and HTTP Basic for /api/ask")
+    )
+    password: str = field(
+        default="", metadata=_help("password of --username; prefer LUDAO_PASSWORD")
+    )
+    forwarded_allow_ips: str = field(
+        default="127.0.0.1", metadata=_help("proxies whose X-Forwarded-* headers are trusted")
+    )
+
+    def __post_init__(self) -> None:
+        if bool(self.username) != bool(self.password):
+            raise ValueError("set both LUDAO_USERNAME and LUDAO_PASSWORD, or neither")
+
+    @property
+    def login(self) -> tuple[str, str] | None:
+        """The chat's login (and the API's Basic credentials), or ``None`` for an open server."""
+        return (self.username, self.password) if self.username else None

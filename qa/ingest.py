@@ -5,7 +5,7 @@ documents that matter. ``PathFilter`` picks files by glob patterns; ``IngestRepo
 file by file, whether it was loaded or why it was skipped, so that "why is my PDF not found?"
 has an answer without reading logs.
 
-This module knows nothing about formats (``qa.documents`` does), so both can import it.
+This module knows nothing about formats (``qa.loaders`` does), so both can import it.
 """
 
 from __future__ import annotations

@@ -8,21 +8,13 @@ import sys
 import time
 import unicodedata
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from .answer_cache import AnswerCache, normalise_question
 from .config import Settings
 from .errors import QuestionError
 from .readers import Reader, reader_from_settings
 from .retrieval import Retriever
-from .schema import Response
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from embeddings.encoder import Encoder
-
-    from .indexing import Corpus
+from .schema import PipelineInfo, Response
 
 logger = logging.getLogger(__name__)
 
@@ -108,27 +100,35 @@ class Pipeline:
             },
         )
 
-    def info(self) -> dict:
-        """What is loaded: shown in the chat and returned by ``/healthz``."""
-        return {**self.description, "reader": self.reader.name}
+    def info(self) -> PipelineInfo:
+        """What is loaded: shown in the chat and returned by ``/healthz``.
+
+        ``description`` holds the fields of :class:`PipelineInfo` other than the reader's name.
+        """
+        described = dict(self.description)
+        if "corpus" in described:
+            described["corpus"] = tuple(described["corpus"])
+        return PipelineInfo(**described, reader=self.reader.name)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, rebuild: bool = False) -> Pipeline:
         """Open (or build) the index of ``settings.corpus`` and load the configured reader."""
-        from .indexing import open_index
+        # Imported here: ``import qa`` stays free of the corpus walker and the index format.
+        from .corpus import corpus_from_settings
+        from .index import locate_index, update_index
 
         apply_thread_settings(settings.torch_threads, settings.omp_wait_policy)
-        encoder, index_dir = index_location(settings)
-        corpus = corpus_from_settings(settings)
-        retriever = open_index(
-            corpus,
-            encoder,
+        where = locate_index(settings)
+        index_dir = where.index_dir
+        retriever = update_index(
+            corpus_from_settings(settings),
+            where.encoder,
             index_dir,
             rebuild=rebuild,
             rrf_k=settings.rrf_k,
             dense_weight=settings.dense_weight,
             sparse_weight=settings.sparse_weight,
-        )
+        ).retriever
         reader = reader_from_settings(settings)
         description = {
             "corpus": list(settings.corpus),
@@ -147,47 +147,6 @@ class Pipeline:
             description=description,
             cache_size=settings.answer_cache_size,
         )
-
-
-def encoder_from_settings(settings: Settings) -> Encoder:
-    """The embedding model as ``settings`` describe it.
-
-    Every command that finds an index goes through here: the index folder is keyed by the
-    encoder's model id, which int8 precision changes.
-    """
-    from embeddings.encoder import SentenceEncoder
-
-    return SentenceEncoder(
-        settings.embedding_model,
-        device=settings.device,
-        query_engine=settings.query_engine,  # type: ignore[arg-type]  # checked there
-        precision=settings.embedding_precision,  # type: ignore[arg-type]
-    )
-
-
-def index_location(settings: Settings) -> tuple[Encoder, Path]:
-    """The embedding model of ``settings`` and the folder where its corpus's index lives.
-
-    No model is loaded to say so. Every command that finds an index goes through here, so
-    ``ludao index``, ``ludao docs`` and the chat always agree on the folder.
-    """
-    from .indexing import index_dir_for
-
-    encoder = encoder_from_settings(settings)
-    return encoder, index_dir_for(settings.corpus, encoder.model_id, settings.home_dir)
-
-
-def corpus_from_settings(settings: Settings) -> Corpus:
-    """The documents and passages of ``settings.corpus``, chunked and filtered as configured."""
-    from .indexing import read_corpus
-
-    return read_corpus(
-        settings.corpus,
-        max_chars=settings.max_chars,
-        min_chars=settings.min_chars,
-        include=settings.include,
-        exclude=settings.exclude,
-    )
 
 
 def apply_thread_settings(threads: int, omp_wait_policy: str = "") -> None:

@@ -17,15 +17,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .corpus import corpus_files
 from .errors import LudaoError
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
-    from .schema import Response
+    from .schema import PipelineInfo, Response
 
 logger = logging.getLogger(__name__)
 
@@ -35,21 +36,18 @@ Signature = tuple[tuple[str, int, int], ...]
 def corpus_signature(paths: Iterable[str | Path]) -> Signature:
     """Name, size and mtime (ns) of every non-hidden file under ``paths``, sorted.
 
-    Cheap enough to poll: no file is opened. A change in any of them means the corpus may have
+    The files are walked as a corpus is read (``qa.corpus.corpus_files``), patterns aside. Cheap
+    enough to poll: no file is opened. A change in any of them means the corpus may have
     changed; the index update itself decides, by content hash, what really did.
     """
     entries: list[tuple[str, int, int]] = []
-    for root in map(Path, paths):
-        files = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
-        for file in files:
-            if root.is_dir() and any(p.startswith(".") for p in file.relative_to(root).parts):
-                continue
-            try:
-                stat = file.stat()
-            except OSError:  # removed while walking: the next poll sees the final state
-                continue
-            if file.is_file():
-                entries.append((str(file), stat.st_size, stat.st_mtime_ns))
+    for file, _ in corpus_files(paths):
+        try:
+            stat = file.stat()
+        except OSError:  # missing, or removed while walking: the next poll sees the final state
+            continue
+        if file.is_file():
+            entries.append((str(file), stat.st_size, stat.st_mtime_ns))
     return tuple(entries)
 
 
@@ -59,7 +57,7 @@ class ReloadResult:
 
     reloaded: bool
     seconds: float
-    info: dict[str, Any]
+    info: PipelineInfo
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,7 +65,7 @@ class ReloadResult:
             "reloaded": self.reloaded,
             "seconds": round(self.seconds, 3),
             "error": self.error,
-            **self.info,
+            **self.info.to_dict(),
         }
 
 
@@ -109,8 +107,8 @@ class ReloadablePipeline:
         # a reload swaps the reference meanwhile.
         return self._current.ask(question, top_k=top_k)
 
-    def info(self) -> dict[str, Any]:
-        return {**self._current.info(), "generation": self.generation}
+    def info(self) -> PipelineInfo:
+        return replace(self._current.info(), generation=self.generation)
 
     def reload(self) -> ReloadResult:
         """Build a new pipeline and swap it in; on failure keep serving the old one.

@@ -7,7 +7,7 @@ see which fields exist at each step: Document → Passage → Hit → Answer →
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class Document:
     offsets: tuple[int, ...] = ()
     pages: tuple[tuple[int, int], ...] = ()
     """(start offset in ``text``, page number) pairs, for formats that have pages (PDF)."""
+    paragraph_gaps: tuple[int, ...] = ()
+    """Sorted positions in ``text`` of paragraphs that do not follow the previous one in the file
+    (a duplicate between them was dropped, or a new page starts there). Chunking never lets a
+    passage straddle one, so a passage's original-file span holds only its own text and its
+    page is the page its answer is on."""
+    dropped_paragraphs: int = 0
+    """How many paragraphs cleaning dropped as duplicates of others."""
     meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def original_offset(self, position: int) -> int:
@@ -145,3 +152,26 @@ class Response:
             "reader": self.reader,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineInfo:
+    """What a pipeline has loaded: shown above the chat, returned by ``/healthz``, stored with
+    feedback. A field that is ``None`` was not known to whoever built the pipeline (a test or a
+    one-file ``ludao ask``) and is left out of :meth:`to_dict`; the order of the fields is the
+    order of the ``/healthz`` keys."""
+
+    corpus: tuple[str, ...] | None = None
+    documents: int | None = None
+    passages: int | None = None
+    embedding_model: str | None = None
+    index_dir: str | None = None
+    reader: str
+    generation: int | None = None
+    """Set by ``qa.reloading.ReloadablePipeline``: how many pipelines it has served so far."""
+
+    def to_dict(self) -> dict[str, object]:
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        if self.corpus is not None:
+            data["corpus"] = list(self.corpus)
+        return data

@@ -238,7 +238,7 @@ def train_reader(config: TrainConfig) -> Path:
     """Fine-tune a span-extraction head and encoder; write a full checkpoint to ``out_dir``.
 
     The checkpoint is an ordinary ``AutoModelForQuestionAnswering`` folder plus ``holdout.jsonl``
-    (the held-out questions, for calibration); ``qa.readers.packaging`` turns it into the compact
+    (the held-out questions, for calibration); ``qa.readers.compact`` turns it into the compact
     form that is shipped.
     """
     import torch

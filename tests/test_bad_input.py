@@ -16,8 +16,9 @@ from conftest import FakeEncoder
 
 from qa.chunking import chunk
 from qa.cli import cli
-from qa.documents import load_documents, registered_suffixes
+from qa.corpus import load_documents
 from qa.errors import QuestionError
+from qa.loaders import registered_suffixes
 from qa.pipeline import Pipeline
 from qa.readers.sentence import SentenceReader
 from qa.retrieval import Retriever

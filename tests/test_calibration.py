@@ -13,7 +13,7 @@ from conftest import SYNTHETIC_QUESTION, make_passage, synthetic_code_example
 
 from qa.calibration import calibrate_and_package, choose_threshold, fit_logistic
 from qa.readers import TransformerReader
-from qa.readers.packaging import DELTA_WEIGHTS, ReaderConfig
+from qa.readers.compact import DELTA_WEIGHTS, ReaderConfig
 
 
 def sample_logistic(
@@ -98,10 +98,8 @@ def test_calibrate_and_package_a_trained_checkpoint(
         passages = [make_passage(f"n{i}", context)]
         a, b = (r.read(SYNTHETIC_QUESTION, passages, top_k=1) for r in (compact, full))
         assert a.answers[0].text == b.answers[0].text
-        assert a.details["best_margin"] == pytest.approx(b.details["best_margin"], abs=0.2)
-        assert a.answers[0].score == pytest.approx(
-            config.calibration.probability(a.details["best_margin"])
-        )
+        assert a.best_margin == pytest.approx(b.best_margin, abs=0.2)
+        assert a.answers[0].score == pytest.approx(config.calibration.probability(a.best_margin))
 
 
 def test_calibrate_with_a_single_held_out_question(

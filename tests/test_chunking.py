@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.chunking import GAPS_KEY, chunk, split_sentences
-from qa.documents import clean_text, load_document
+from qa.chunking import chunk, split_sentences
+from qa.cleaning import clean_text
+from qa.documents import load_document
 from qa.schema import Document, Passage
 
 SEED = Path(__file__).resolve().parents[1] / "data" / "corpus" / "000_9f14f984024ffdfa.txt"
@@ -142,7 +143,7 @@ def test_small_paragraphs_are_merged_with_neighbours():
 def test_passages_never_cross_a_gap():
     text = "第一段。\n\n第二段接着第一段。\n\n第三段在丢弃的重复之后。"
     gap = text.index("第三段")
-    doc = make_doc(text, meta={GAPS_KEY: str(gap)})
+    doc = make_doc(text, paragraph_gaps=(gap,))
     passages = chunk(doc, max_chars=300, min_chars=80)
     assert not any(p.start < gap < p.end for p in passages)
     assert len(chunk(make_doc(text), max_chars=300, min_chars=80)) == 1

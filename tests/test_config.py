@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa import config
-from qa.config import DEFAULT_CORPUS, DEFAULT_READER, Settings
+from qa.config import DEFAULT_CORPUS, DEFAULT_READER, ServeSettings, Settings
 
 
 def write_config(home: Path, text: str) -> None:
@@ -73,3 +73,75 @@ def test_home_comes_from_the_environment_only_through_ludao_home(
     assert Settings.load(home=str(tmp_path / "explicit")).home_dir == tmp_path / "explicit"
     monkeypatch.delenv("LUDAO_HOME")
     assert config.ludao_home() == Path.home() / ".cache" / "ludao"
+
+
+# --- ServeSettings: how the server listens, loaded the same way -----------------------------
+
+SERVE_ENV = {
+    "LUDAO_HOST": ("host", "0.0.0.0"),
+    "LUDAO_PORT": ("port", 8080),
+    "LUDAO_ROOT_PATH": ("root_path", "/ludao"),
+    "LUDAO_CORS_ORIGINS": ("cors_origins", ("https://a.example", "https://b.example:8443")),
+    "LUDAO_CONCURRENCY": ("concurrency", 2),
+    "LUDAO_MAX_QUEUE": ("max_queue", 16),
+    "LUDAO_WATCH": ("watch", 2.5),
+    "LUDAO_UPLOAD_DIR": ("upload_dir", "/srv/uploads"),
+    "LUDAO_ADMIN_TOKEN": ("admin_token", "t0ken"),
+    "LUDAO_USERNAME": ("username", "staff"),
+    "LUDAO_PASSWORD": ("password", "pw"),
+    "LUDAO_FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", "10.0.0.1"),
+}
+"""Every variable the server read before ServeSettings existed, and what it must still set."""
+
+
+def test_serve_settings_defaults() -> None:
+    server = ServeSettings.load()
+    assert server == ServeSettings()
+    assert (server.host, server.port, server.concurrency, server.max_queue) == (
+        "127.0.0.1", 7860, 4, 64,
+    )  # fmt: skip
+    assert server.login is None and server.forwarded_allow_ips == "127.0.0.1"
+
+
+def test_serve_settings_read_the_existing_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = {name: str(value) for name, (_, value) in SERVE_ENV.items()}
+    raw["LUDAO_CORS_ORIGINS"] = "https://a.example, https://b.example:8443,"  # URLs have colons
+    for name, value in raw.items():
+        monkeypatch.setenv(name, value)
+    server = ServeSettings.load()
+    assert {field: getattr(server, field) for field, _ in SERVE_ENV.values()} == dict(
+        SERVE_ENV.values()
+    )
+    assert server.login == ("staff", "pw")
+    assert ServeSettings.load(port="9000").port == 9000  # overrides beat the environment
+
+
+def test_serve_settings_from_the_serve_table(
+    ludao_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(
+        ludao_home,
+        'top_k = 7\n[serve]\nport = 8000\ncors_origins = ["https://a.example"]\n',
+    )
+    assert Settings.load().top_k == 7  # the [serve] table is not a Settings key
+    server = ServeSettings.load()
+    assert (server.port, server.cors_origins) == (8000, ("https://a.example",))
+    monkeypatch.setenv("LUDAO_PORT", "8001")
+    assert ServeSettings.load().port == 8001
+    write_config(ludao_home, "[serve]\nprot = 8000\n")
+    with pytest.raises(ValueError, match="unknown setting 'prot'"):
+        ServeSettings.load()
+    write_config(ludao_home, "port = 8000\n")  # a server key at the top level is a typo too
+    with pytest.raises(ValueError, match="unknown setting 'port'"):
+        Settings.load()
+
+
+def test_login_needs_both_username_and_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LUDAO_USERNAME", raising=False)
+    monkeypatch.delenv("LUDAO_PASSWORD", raising=False)
+    assert ServeSettings.load().login is None
+    monkeypatch.setenv("LUDAO_USERNAME", "staff")
+    with pytest.raises(ValueError, match="LUDAO_PASSWORD"):
+        ServeSettings.load()
+    monkeypatch.setenv("LUDAO_PASSWORD", "pw")
+    assert ServeSettings.load().login == ("staff", "pw")

@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from qa import documents
-from qa.documents import (
-    DocumentError,
-    RawText,
-    clean_text,
-    load_document,
-    load_documents,
-    read_text_file,
-    register_loader,
-)
+from qa.cleaning import clean_text
+from qa.corpus import load_documents
+from qa.documents import load_document
+from qa.loaders import DocumentError, RawText, read_text_file, register_loader, registry
 
 SEED = Path(__file__).resolve().parents[1] / "data" / "corpus" / "000_9f14f984024ffdfa.txt"
 HEADINGS = ("一张蓝图绘到底", "雨林生态万物生", "活水奔流育新质")
@@ -191,7 +185,7 @@ def test_load_document_fields(tmp_path):
     assert doc.title == "年度报告"
     assert doc.source == str(path)
     assert doc.text == "# 年度报告\n\n第一段的内容在这里，继续在这里。"
-    assert doc.meta["dropped_paragraphs"] == "1"
+    assert doc.dropped_paragraphs == 1
     assert len(doc.offsets) == len(doc.text) + 1
     assert raw[doc.original_offset(doc.text.index("继续"))] == "继"
 
@@ -203,7 +197,7 @@ def test_title_falls_back_to_stem(tmp_path):
 
 
 def test_registered_loader_with_pages(tmp_path, monkeypatch):
-    monkeypatch.setattr(documents, "_LOADERS", dict(documents._LOADERS))
+    monkeypatch.setattr(registry, "_LOADERS", dict(registry._LOADERS))
     raw = "第一页的内容。\n\n\n第二页的内容。\n"
 
     def fake_pdf(path: Path) -> RawText:
@@ -213,7 +207,7 @@ def test_registered_loader_with_pages(tmp_path, monkeypatch):
     path = tmp_path / "scan.pdf"
     path.write_bytes(b"%PDF")
     doc = load_document(path)
-    assert ".pdf" in documents.registered_suffixes()
+    assert ".pdf" in registry.registered_suffixes()
     assert doc.page_at(0) == 1
     assert doc.page_at(doc.text.index("第二页")) == 2
     assert doc.page_at(doc.text.index("第二页") - 1) == 1
@@ -235,7 +229,7 @@ def test_load_documents_walks_folders_and_skips_bad_files(tmp_path, caplog):
     (tmp_path / "sub" / "c.bin").write_bytes(b"\x00\x01")
     (tmp_path / "sub" / "broken.txt").write_bytes(b"\x00binary")
     (tmp_path / ".hidden" / "d.txt").write_text("丁文件。", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="qa.documents"):
+    with caplog.at_level(logging.WARNING, logger="qa.corpus"):
         docs = list(load_documents([tmp_path, tmp_path / "missing.txt"]))
     assert [d.text for d in docs] == ["甲文件。", "乙文件。", GB_TEXT]
     assert [d.id for d in docs] == ["a", "b", "a-2"]
@@ -287,7 +281,7 @@ def test_seed_has_no_duplicate_paragraphs(seed):
             if min(len(a), len(b)) >= 16:
                 assert a not in b and b not in a
                 assert difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() < 0.9
-    dropped = int(seed.meta["dropped_paragraphs"])
+    dropped = seed.dropped_paragraphs
     assert dropped > 0
     # Nothing lost but duplicates: every dropped paragraph's text is still somewhere in the doc.
     assert raw.count("企业成长到哪里，服务就跟进到哪里。") > 1

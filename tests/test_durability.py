@@ -105,7 +105,8 @@ def kill_at(
 def index_in_process(folder: Path, index_dir: Path):
     from conftest import FakeEncoder
 
-    from qa.indexing import read_corpus, update_index
+    from qa.corpus import read_corpus
+    from qa.index import update_index
 
     class Counting(FakeEncoder):
         texts: list[str]
@@ -133,7 +134,7 @@ def test_killed_update_keeps_the_previous_index(
 ) -> None:
     from conftest import FakeEncoder
 
-    from qa.retrieval import Retriever
+    from qa.index import load_retriever
 
     a, b = corpora
     index_dir = tmp_path / "indexes" / "kb"
@@ -144,7 +145,7 @@ def test_killed_update_keeps_the_previous_index(
     if phase == "aside":  # killed between the renames: nothing at index_dir until recovery
         assert not index_dir.exists()
     else:  # the previous index is untouched and loads without any recovery
-        assert answer_hour(Retriever.load(index_dir, FakeEncoder())) == "九点"
+        assert answer_hour(load_retriever(index_dir, FakeEncoder())) == "九点"
         assert strays(index_dir) or phase == "embedding"
 
     again, embedded = index_in_process(a, index_dir)  # recovers, and finds nothing to do
@@ -154,7 +155,7 @@ def test_killed_update_keeps_the_previous_index(
 
     updated, embedded = index_in_process(b, index_dir)
     assert updated.mode == "updated" and 0 < len(embedded) <= 3
-    assert answer_hour(Retriever.load(index_dir, FakeEncoder())) == "十点"
+    assert answer_hour(load_retriever(index_dir, FakeEncoder())) == "十点"
 
 
 def test_kills_at_random_moments_never_leave_a_wrong_or_broken_index(
@@ -162,9 +163,10 @@ def test_kills_at_random_moments_never_leave_a_wrong_or_broken_index(
 ) -> None:
     from conftest import FakeEncoder
 
-    from qa.index_guard import recover_interrupted_save, writer_lock
-    from qa.indexing import read_corpus
-    from qa.retrieval import Retriever, corpus_hash
+    from qa.corpus import read_corpus
+    from qa.index import load_retriever
+    from qa.index.lock import recover_interrupted_save, writer_lock
+    from qa.index.store import corpus_hash
 
     a, b = corpora
     hours = {
@@ -182,11 +184,12 @@ def test_kills_at_random_moments_never_leave_a_wrong_or_broken_index(
         kill_at(child, "PHASE start", delay=delay)
         with writer_lock(index_dir):  # what every writer does first after a crash
             recover_interrupted_save(index_dir)
-        loaded = Retriever.load(index_dir, FakeEncoder())
-        assert loaded.corpus_hash in hours, "the index holds neither version of the corpus"
-        assert answer_hour(loaded) == hours[loaded.corpus_hash]
+        loaded = load_retriever(index_dir, FakeEncoder())
+        loaded_hash = corpus_hash(loaded.passages)
+        assert loaded_hash in hours, "the index holds neither version of the corpus"
+        assert answer_hour(loaded) == hours[loaded_hash]
         assert strays(index_dir) == []
-        current = hours[loaded.corpus_hash]
+        current = hours[loaded_hash]
         outcomes.append((round(delay, 2), child.returncode, current))
     print("delay s, child exit, index afterwards:", outcomes)
     assert any(code == -signal.SIGKILL for _, code, _ in outcomes)
@@ -201,9 +204,10 @@ def child_main(phase: str, folder: str, index_dir: str) -> None:
     """Update the index at ``index_dir`` from ``folder``, pausing where ``phase`` says."""
     from conftest import FakeEncoder
 
-    import qa.retrieval
+    import qa.index.store
     from embeddings.index import FaissIndex
-    from qa.indexing import read_corpus, update_index
+    from qa.corpus import read_corpus
+    from qa.index import update_index
 
     def mark(name: str, pause: float) -> None:
         print(f"PHASE {name}", flush=True)
@@ -233,7 +237,7 @@ def child_main(phase: str, folder: str, index_dir: str) -> None:
         time.sleep(0.2 if phase == "random" else 0)
 
     FaissIndex.save = slow_save  # type: ignore[method-assign]
-    qa.retrieval.os.replace = slow_replace  # type: ignore[assignment]
+    qa.index.store.os.replace = slow_replace  # type: ignore[assignment]
     corpus = read_corpus([folder], max_chars=300, min_chars=80)
     if phase == "random":
         mark("start", 0)

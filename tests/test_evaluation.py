@@ -1,4 +1,4 @@
-"""Metrics and data loading of qa.evaluation, with every expected number worked by hand."""
+"""Metrics and question files of qa.eval, with every expected number worked by hand."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.evaluation import (
-    QAExample,
+from qa.eval.latency import percentile
+from qa.eval.metrics import (
     answer_in_text,
     cmrc_em,
     cmrc_f1,
@@ -17,14 +17,12 @@ from qa.evaluation import (
     exact_match,
     f1,
     is_no_answer,
-    load_examples,
-    load_squad_paragraphs,
     normalize_answer_en,
     normalize_answer_zh,
-    percentile,
     squad_em,
     squad_f1,
 )
+from qa.eval.question_files import QAExample, load_examples, load_squad_paragraphs
 
 QA_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "qa"
 

@@ -1,4 +1,4 @@
-"""``qa.evaluator``: scores of a question set, worked by hand on four questions."""
+"""``qa.eval.runner``: scores of a question set, worked by hand on four questions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import make_passage
 
-from qa.evaluation import QAExample
-from qa.evaluator import evaluate, gold_passage_asker, write_predictions
+from qa.eval.question_files import QAExample
+from qa.eval.runner import evaluate, gold_passage_asker, write_predictions
 from qa.readers import SentenceReader
 from qa.readers.base import Reading
 from qa.schema import Answer, Hit, Span

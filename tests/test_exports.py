@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
 import qa
 
-PUBLIC = [
-    "Answer",
-    "Document",
-    "Hit",
-    "Passage",
-    "Pipeline",
-    "Response",
-    "Retriever",
-    "Settings",
-    "Span",
-]
+PUBLIC = {
+    "Answer": "qa.schema",
+    "Document": "qa.schema",
+    "Hit": "qa.schema",
+    "Passage": "qa.schema",
+    "Pipeline": "qa.pipeline",
+    "Response": "qa.schema",
+    "Retriever": "qa.retrieval",
+    "Settings": "qa.config",
+    "Span": "qa.schema",
+}
+"""Each public name and the module that defines it."""
 
 
 def test_all_is_the_public_api() -> None:
     assert qa.__all__ == sorted(qa.__all__)
-    assert qa.__all__ == PUBLIC
+    assert qa.__all__ == sorted(PUBLIC)
 
 
 def test_every_exported_name_is_the_real_object() -> None:
-    from qa.config import Settings
-    from qa.pipeline import Pipeline
-    from qa.retrieval import Retriever
-    from qa.schema import Answer, Document, Hit, Passage, Response, Span
-
-    real = [Answer, Document, Hit, Passage, Pipeline, Response, Retriever, Settings, Span]
-    assert [getattr(qa, name) for name in PUBLIC] == real
+    for name, module in PUBLIC.items():
+        assert getattr(qa, name) is getattr(importlib.import_module(module), name), name
 
 
 def test_importing_qa_loads_no_model_library() -> None:

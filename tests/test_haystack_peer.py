@@ -11,7 +11,7 @@ from benchmarks.haystack_peer import runner
 from benchmarks.haystack_peer.__main__ import _check_args, _parser
 from benchmarks.haystack_peer.compare import Answered, latency_ratio, recall_at_5, score
 from benchmarks.haystack_peer.report import render_markdown
-from qa.evaluation import QAExample
+from qa.eval.question_files import QAExample
 
 TEXTS = {"a": "厦门 的 GDP 增长 3.46%。", "b": "鹭岛是厦门的别称。", "c": "无关的段落。"}
 EXAMPLES = [

@@ -10,9 +10,11 @@ import pytest
 from conftest import FakeEncoder
 
 import embeddings.index as index_module
-from embeddings.index import FaissIndex, IndexParams
+from embeddings.index import FaissIndex, IndexFileError, IndexParams
 from qa.errors import IndexCorruptError, IndexMismatchError
-from qa.retrieval import DENSE, MANIFEST, PASSAGES, VECTORS, Retriever, corpus_hash
+from qa.index import load_retriever, save_retriever
+from qa.index.store import DENSE, MANIFEST, PASSAGES, VECTORS, corpus_hash
+from qa.retrieval import Retriever
 from qa.schema import Passage
 
 
@@ -88,12 +90,12 @@ def test_truncated_file_is_corrupt(tmp_path: Path, keep: float) -> None:
     data = path.read_bytes()
     cut = int(len(data) * keep) if isinstance(keep, float) else keep % len(data)
     path.write_bytes(data[:cut])
-    with pytest.raises(IndexCorruptError, match="truncated or unreadable"):
+    with pytest.raises(IndexFileError, match="truncated or unreadable"):
         FaissIndex.load(path)
 
 
 def test_missing_file_is_corrupt(tmp_path: Path) -> None:
-    with pytest.raises(IndexCorruptError, match="missing"):
+    with pytest.raises(IndexFileError, match="missing"):
         FaissIndex.load(tmp_path / "nothing.faiss")
 
 
@@ -239,7 +241,7 @@ def test_damaged_file_of_each_kind_is_corrupt(kind: str, damage: str, tmp_path: 
     else:
         data = data[: {"cut-early": 9, "cut-half": len(data) // 2, "cut-last-byte": -1}[damage]]
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexCorruptError, match=r"truncated or unreadable|not match"):
+    with pytest.raises(IndexFileError, match=r"truncated or unreadable|not match"):
         FaissIndex.load(path)
 
 
@@ -247,12 +249,12 @@ def test_not_inner_product_or_unsupported_structure_is_corrupt(tmp_path: Path) -
     import faiss
 
     faiss.write_index(faiss.IndexFlatL2(8), str(tmp_path / "l2.faiss"))
-    with pytest.raises(IndexCorruptError, match="not an inner-product"):
+    with pytest.raises(IndexFileError, match="not an inner-product"):
         FaissIndex.load(tmp_path / "l2.faiss")
     lsh = faiss.IndexLSH(8, 16)
     lsh.metric_type = faiss.METRIC_INNER_PRODUCT
     faiss.write_index(lsh, str(tmp_path / "lsh.faiss"))
-    with pytest.raises(IndexCorruptError, match="unsupported"):
+    with pytest.raises(IndexFileError, match="unsupported"):
         FaissIndex.load(tmp_path / "lsh.faiss")
 
 
@@ -261,7 +263,7 @@ def test_not_inner_product_or_unsupported_structure_is_corrupt(tmp_path: Path) -
 
 @pytest.fixture
 def saved(tmp_path: Path, fake_encoder: FakeEncoder, passages: list[Passage]) -> Path:
-    return Retriever(fake_encoder, passages).build().save(tmp_path / "index")
+    return save_retriever(Retriever(fake_encoder, passages).build(), tmp_path / "index")
 
 
 def edit_manifest(directory: Path, **changes: object) -> None:
@@ -283,7 +285,7 @@ def test_directory_round_trip(
     assert "created" in manifest and "format_version" in manifest
 
     original = Retriever(fake_encoder, passages).build()
-    loaded = Retriever.load(saved, fake_encoder, expected_corpus_hash=corpus_hash(passages))
+    loaded = load_retriever(saved, fake_encoder, expected_corpus_hash=corpus_hash(passages))
     assert list(loaded.passages) == passages  # every field survives, Chinese included
     assert loaded.is_built
     for query in ["数字化转型", "营业收入", "When does the library open?"]:
@@ -291,15 +293,15 @@ def test_directory_round_trip(
 
 
 def test_load_passes_search_settings(saved: Path, fake_encoder: FakeEncoder) -> None:
-    loaded = Retriever.load(saved, fake_encoder, sparse_weight=0.0, rrf_k=10)
+    loaded = load_retriever(saved, fake_encoder, sparse_weight=0.0, rrf_k=10)
     assert loaded.sparse_weight == 0.0 and loaded.rrf_k == 10
 
 
 def test_save_over_an_existing_index_replaces_it(
     saved: Path, fake_encoder: FakeEncoder, passages: list[Passage]
 ) -> None:
-    Retriever(fake_encoder, passages[:2]).build().save(saved)
-    assert len(Retriever.load(saved, fake_encoder)) == 2
+    save_retriever(Retriever(fake_encoder, passages[:2]).build(), saved)
+    assert len(load_retriever(saved, fake_encoder)) == 2
     assert sorted(p.name for p in saved.parent.iterdir()) == ["index"]
 
 
@@ -310,7 +312,7 @@ def test_save_refuses_to_replace_a_directory_that_is_not_an_index(
     precious.mkdir()
     (precious / "report.txt").write_text("keep me")
     with pytest.raises(FileExistsError):
-        Retriever(fake_encoder, passages).build().save(precious)
+        save_retriever(Retriever(fake_encoder, passages).build(), precious)
     assert (precious / "report.txt").read_text() == "keep me"
 
 
@@ -318,8 +320,8 @@ def test_save_replaces_a_damaged_index_without_manifest(
     saved: Path, fake_encoder: FakeEncoder, passages: list[Passage]
 ) -> None:
     (saved / MANIFEST).unlink()
-    Retriever(fake_encoder, passages).build().save(saved)
-    assert len(Retriever.load(saved, fake_encoder)) == len(passages)
+    save_retriever(Retriever(fake_encoder, passages).build(), saved)
+    assert len(load_retriever(saved, fake_encoder)) == len(passages)
 
 
 def test_failed_save_leaves_the_old_index_untouched(
@@ -335,43 +337,43 @@ def test_failed_save_leaves_the_old_index_untouched(
 
     monkeypatch.setattr(FaissIndex, "save", boom)
     with pytest.raises(OSError, match="disk full"):
-        Retriever(fake_encoder, passages[:1]).build().save(saved)
+        save_retriever(Retriever(fake_encoder, passages[:1]).build(), saved)
     assert (saved / MANIFEST).read_text() == before
     assert sorted(p.name for p in saved.parent.iterdir()) == ["index"]
 
 
 def test_missing_directory_is_file_not_found(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     with pytest.raises(FileNotFoundError):
-        Retriever.load(tmp_path / "nope", fake_encoder)
+        load_retriever(tmp_path / "nope", fake_encoder)
 
 
 def test_unreadable_manifest_is_corrupt(saved: Path, fake_encoder: FakeEncoder) -> None:
     (saved / MANIFEST).write_text("{not json")
     with pytest.raises(IndexCorruptError, match="manifest"):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
     (saved / MANIFEST).unlink()
     with pytest.raises(IndexCorruptError, match="manifest"):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
 
 
 def test_truncated_dense_file_is_corrupt(saved: Path, fake_encoder: FakeEncoder) -> None:
     data = (saved / DENSE).read_bytes()
     (saved / DENSE).write_bytes(data[: len(data) // 2])
     with pytest.raises(IndexCorruptError):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
 
 
 def test_other_model_is_a_mismatch(saved: Path) -> None:
     other = FakeEncoder(model_id="another-model")
     with pytest.raises(IndexMismatchError, match="another-model") as info:
-        Retriever.load(saved, other)
+        load_retriever(saved, other)
     assert "fake-encoder" in str(info.value)
     assert "ludao index --rebuild" in str(info.value)
 
 
 def test_other_dimension_is_a_mismatch(saved: Path) -> None:
     with pytest.raises(IndexMismatchError, match="64-dimensional") as info:
-        Retriever.load(saved, FakeEncoder(dimension=32))
+        load_retriever(saved, FakeEncoder(dimension=32))
     assert "produces 32" in str(info.value)
 
 
@@ -380,7 +382,7 @@ def test_manifest_naming_another_model_is_a_mismatch(
 ) -> None:
     edit_manifest(saved, embedding_model="intfloat/multilingual-e5-small")
     with pytest.raises(IndexMismatchError, match="multilingual-e5-small"):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
 
 
 def test_manifest_with_another_dimension_is_a_mismatch(
@@ -388,13 +390,13 @@ def test_manifest_with_another_dimension_is_a_mismatch(
 ) -> None:
     edit_manifest(saved, dimension=384)
     with pytest.raises(IndexMismatchError, match="384"):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
 
 
 def test_other_format_version_is_a_mismatch(saved: Path, fake_encoder: FakeEncoder) -> None:
     edit_manifest(saved, format_version=999)
     with pytest.raises(IndexMismatchError, match="format version"):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
 
 
 def test_edited_passage_text_is_corrupt(saved: Path, fake_encoder: FakeEncoder) -> None:
@@ -404,21 +406,21 @@ def test_edited_passage_text_is_corrupt(saved: Path, fake_encoder: FakeEncoder) 
     lines[0] = json.dumps(record, ensure_ascii=False)
     (saved / PASSAGES).write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(IndexCorruptError, match="corpus hash"):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
 
 
 def test_dropped_passage_line_is_corrupt(saved: Path, fake_encoder: FakeEncoder) -> None:
     lines = (saved / PASSAGES).read_text(encoding="utf-8").splitlines()
     (saved / PASSAGES).write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
     with pytest.raises(IndexCorruptError, match="passages"):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
 
 
 def test_garbled_passage_line_is_corrupt(saved: Path, fake_encoder: FakeEncoder) -> None:
     with (saved / PASSAGES).open("a", encoding="utf-8") as fh:
         fh.write('{"id": "x"\n')
     with pytest.raises(IndexCorruptError, match="line 6"):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
 
 
 def test_count_in_manifest_must_match_the_vectors(
@@ -428,7 +430,7 @@ def test_count_in_manifest_must_match_the_vectors(
     small.add(fake_encoder.encode_passages([p.text for p in passages[:2]]))
     small.save(saved / DENSE)
     with pytest.raises(IndexCorruptError, match="vectors"):
-        Retriever.load(saved, fake_encoder)
+        load_retriever(saved, fake_encoder)
 
 
 def test_changed_documents_are_a_mismatch(
@@ -436,7 +438,7 @@ def test_changed_documents_are_a_mismatch(
 ) -> None:
     current = corpus_hash(passages[:-1])
     with pytest.raises(IndexMismatchError, match="other documents"):
-        Retriever.load(saved, fake_encoder, expected_corpus_hash=current)
+        load_retriever(saved, fake_encoder, expected_corpus_hash=current)
 
 
 def test_corpus_hash_depends_on_ids_texts_and_order(passages: list[Passage]) -> None:

@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder
 
+from qa.corpus import Corpus, read_corpus
 from qa.errors import IndexCorruptError, LudaoError
-from qa.indexing import (
-    Corpus,
+from qa.index import (
     list_documents,
-    open_index,
-    read_corpus,
+    load_retriever,
     remove_document,
     restore_document,
     update_index,
 )
-from qa.retrieval import DENSE, MANIFEST, VECTORS, Retriever
+from qa.index.store import DENSE, MANIFEST, VECTORS
+from qa.retrieval import Retriever
 
 MAX_CHARS, MIN_CHARS = 60, 10
 QUERIES = ["年休假几天", "研发投入强度", "差旅费用报销", "图书馆开放时间", "会议纪要"]
@@ -152,7 +152,7 @@ def test_change_one_add_one_delete_one_embeds_only_what_changed(
     scratch = Retriever(FakeEncoder(), after.passages).build()
     assert top_ids(update.retriever) == top_ids(scratch)
     np.testing.assert_allclose(update.retriever.vectors, scratch.vectors, rtol=0, atol=1e-6)
-    loaded = Retriever.load(index_dir, FakeEncoder())
+    loaded = load_retriever(index_dir, FakeEncoder())
     assert top_ids(loaded) == top_ids(scratch)
 
     records = {r["id"]: r for r in manifest(index_dir)["documents"]}
@@ -173,7 +173,9 @@ def test_touched_file_refreshes_its_record_without_embedding(folder: Path, tmp_p
 
 
 def test_open_index_returns_the_retriever(folder: Path, tmp_path: Path) -> None:
-    retriever = open_index(read(folder), FakeEncoder(), tmp_path / "index", sparse_weight=0.0)
+    retriever = update_index(
+        read(folder), FakeEncoder(), tmp_path / "index", sparse_weight=0.0
+    ).retriever
     assert isinstance(retriever, Retriever) and retriever.sparse_weight == 0.0
 
 
@@ -200,13 +202,13 @@ def built_then_changed(folder: Path, index_dir: Path) -> Corpus:
 
 def assert_full_rebuild(corpus: Corpus, index_dir: Path, match: str, caplog) -> None:
     encoder = CountingEncoder()
-    with caplog.at_level(logging.INFO, logger="qa.indexing"):
+    with caplog.at_level(logging.INFO, logger="qa.index"):
         update = update_index(corpus, encoder, index_dir)
     assert update.mode == "built" and match in (update.reason or "")
     assert sorted(encoder.texts) == sorted(p.text for p in corpus.passages)
     assert "rebuilding" in caplog.text and match in caplog.text
     scratch = Retriever(FakeEncoder(), corpus.passages).build()
-    assert top_ids(Retriever.load(index_dir, FakeEncoder())) == top_ids(scratch)
+    assert top_ids(load_retriever(index_dir, FakeEncoder())) == top_ids(scratch)
 
 
 @pytest.mark.parametrize("changed", [False, True])
@@ -228,7 +230,7 @@ def test_vectors_file_of_another_shape(folder: Path, tmp_path: Path, caplog) -> 
     count = manifest(index_dir)["passage_count"]
     np.save(index_dir / VECTORS, np.zeros((count, 32), dtype=np.float32))
     with pytest.raises(IndexCorruptError, match=r"shape \(\d+, 32\)"):
-        Retriever.load(index_dir, FakeEncoder())
+        load_retriever(index_dir, FakeEncoder())
     assert_full_rebuild(corpus, index_dir, "shape", caplog)
 
 
@@ -300,12 +302,12 @@ def test_an_index_moved_aside_by_a_killed_save_is_put_back(folder: Path, tmp_pat
 def test_remove_document_drops_its_passages_without_embedding(folder: Path, tmp_path: Path) -> None:
     index_dir = tmp_path / "index"
     update_index(read(folder), FakeEncoder(), index_dir)
-    before = Retriever.load(index_dir, FakeEncoder())
+    before = load_retriever(index_dir, FakeEncoder())
     encoder = CountingEncoder()
     removed = remove_document(index_dir, "meeting")
     assert removed.id == "meeting" and encoder.texts == []
 
-    after = Retriever.load(index_dir, encoder)
+    after = load_retriever(index_dir, encoder)
     assert encoder.texts == []
     kept = [p for p in before.passages if p.doc_id != "meeting"]
     assert list(after.passages) == kept
@@ -315,7 +317,7 @@ def test_remove_document_drops_its_passages_without_embedding(folder: Path, tmp_
 
     listing = list_documents(index_dir)
     assert [d.id for d in listing.documents] == ["leave", "travel"]
-    assert [e["id"] for e in listing.excluded] == ["meeting"]
+    assert [e.id for e in listing.excluded] == ["meeting"]
 
 
 def test_a_removed_document_stays_out_until_restored(folder: Path, tmp_path: Path) -> None:

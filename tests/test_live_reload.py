@@ -10,7 +10,7 @@ import time
 import pytest
 from conftest import real_server_env
 
-from benchmarks.api_load import _free_port, start_server
+from qa.web.servers import free_port, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -33,7 +33,7 @@ def server(tmp_path):
     corpus.mkdir()
     (corpus / "library.txt").write_text(FIRST, encoding="utf-8")
     env |= {"LUDAO_CORPUS": str(corpus), "LUDAO_WATCH": "0.5"}
-    port = _free_port()
+    port = free_port()
     proc = start_server(port, env)
     yield f"http://127.0.0.1:{port}", corpus
     proc.terminate()

@@ -19,16 +19,18 @@ from conftest import FakeEncoder
 
 from qa.chunking import chunk
 from qa.cli import cli
-from qa.documents import (
-    DocumentError,
-    load_document,
-    load_documents,
-    read_text_file,
-    registered_suffixes,
-    scan_documents,
-)
-from qa.ingest import FileReport, PathFilter, glob_regex
+from qa.corpus import load_documents
+from qa.documents import load_document
+from qa.ingest import FileReport, IngestReport, PathFilter, glob_regex
+from qa.loaders import DocumentError, read_text_file, registered_suffixes
 from qa.loaders import pdf as pdf_loader
+
+
+def scan_documents(paths: list[Path], **patterns: list[str]) -> tuple[list, IngestReport]:
+    """The documents under ``paths`` and the per-file report of loading them."""
+    report = IngestReport()
+    return list(load_documents(paths, report=report, **patterns)), report
+
 
 # --- making files -----------------------------------------------------------------------------
 
@@ -113,7 +115,7 @@ def test_encrypted_and_broken_pdfs_are_skipped_with_reasons(tmp_path, caplog):
     (folder / "garbage.pdf").write_bytes(b"%PDF-1.7\n" + bytes(range(1, 256)) * 20)
     (folder / "renamed.pdf").write_bytes(b"<html><body>not a PDF</body></html>")
     (folder / "notes.txt").write_text("会议纪要：下周一召开例会。", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="qa.documents"):
+    with caplog.at_level(logging.WARNING, logger="qa.corpus"):
         docs, report = scan_documents([folder])
     assert sorted(d.id for d in docs) == ["good", "notes"]
     assert "员工总数" in next(d for d in docs if d.id == "good").text

@@ -109,7 +109,7 @@ def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
 
 
 def test_every_format_is_indexed(pipeline: Pipeline) -> None:
-    assert pipeline.info()["documents"] == 5
+    assert pipeline.info().documents == 5
 
 
 @pytest.mark.parametrize(("question", "file", "fact", "page"), QUESTIONS)

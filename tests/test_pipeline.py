@@ -68,7 +68,7 @@ def test_reader_gets_the_cleaned_question_and_the_hits(passages) -> None:
     assert given == [h.passage for h in response.hits] and len(given) == 4
     assert top_k == 2
     assert response.no_answer and response.reader == "spy"
-    assert pipeline.info() == {"reader": "spy"}
+    assert pipeline.info().to_dict() == {"reader": "spy"}
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_top_k_within_bounds(pipeline: Pipeline, passages, top_k: int) -> None:
 
 
 def test_info_names_the_reader(pipeline: Pipeline) -> None:
-    assert pipeline.info() == {"corpus": ["x"], "reader": "sentence"}
+    assert pipeline.info().to_dict() == {"corpus": ["x"], "reader": "sentence"}
 
 
 def test_response_json_contract(pipeline: Pipeline) -> None:

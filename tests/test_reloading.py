@@ -6,12 +6,14 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 from test_ui import FakePipeline
 
 from qa.errors import LudaoError
 from qa.reloading import ReloadablePipeline, corpus_signature
+from qa.schema import PipelineInfo
 
 pytest.importorskip("fastapi")
 
@@ -25,8 +27,8 @@ class Numbered(FakePipeline):
         super().__init__(delay=delay)
         self.number = number
 
-    def info(self) -> dict:
-        return {**super().info(), "passages": self.number}
+    def info(self) -> PipelineInfo:
+        return replace(super().info(), passages=self.number)
 
     def ask(self, question, top_k=None):
         response = super().ask(question, top_k)
@@ -74,7 +76,7 @@ def test_reload_swaps_and_counts_generations(tmp_path):
     result = live.reload()
     assert result.reloaded and result.error is None
     assert live.ask("问题？").reader == "build-2"
-    assert live.info()["generation"] == 2 and result.to_dict()["passages"] == 2
+    assert live.info().generation == 2 and result.to_dict()["passages"] == 2
 
 
 @pytest.mark.parametrize("error", [LudaoError("no readable documents"), RuntimeError("boom")])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-QUESTIONS = ROOT / "tests" / "data" / "seed_questions.jsonl"
+QUESTIONS = ROOT / "qa" / "eval" / "data" / "seed_questions.jsonl"
 ARTICLE = ROOT / "data" / "corpus" / "000_9f14f984024ffdfa.txt"
 
 

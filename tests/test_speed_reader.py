@@ -6,21 +6,11 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import SYNTHETIC_QUESTION, make_passage, save_tiny_qa_model, synthetic_code_example
+from conftest import SYNTHETIC_QUESTION, make_passage, synthetic_code_example
 from test_transformer_reader import faked
 
 from qa.config import Settings
 from qa.readers import TransformerReader, reader_from_settings
-from qa.readers.packaging import ReaderConfig
-
-
-@pytest.fixture(scope="module")
-def qa_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
-    """A random tiny QA model; the tests below replace it with a peaked fake after loading."""
-    folder = tmp_path_factory.mktemp("tiny-qa-speed")
-    save_tiny_qa_model(folder, tiny_tokenizer, seed=1)
-    ReaderConfig(max_length=64, stride=16, max_answer_tokens=12).write(folder)
-    return folder
 
 
 def _compare(
@@ -113,16 +103,17 @@ def test_early_exit_skips_the_rest_when_the_top_passage_is_sure(
 ) -> None:
     reader, model = faked(qa_model_dir, tiny_tokenizer, early_exit=0.5, batch_size=64)
     sure = reader.read("问题", _passages("天气甲很好乙。", "甲公司乙。", "甲三乙。"), top_k=3)
-    assert model.batches == [1] and sure.details["early_exit"] == 1.0
+    assert model.batches == [1] and sure.early_exit
     assert sure.answers[0].text == "甲很好乙" and not sure.no_answer
 
     model.batches.clear()
     unsure = reader.read("问题", _passages("今天天气很好。", "甲公司乙。", "甲三乙。"), top_k=3)
     assert model.batches == [1, 2]  # the top passage alone, then the other two
-    assert "early_exit" not in unsure.details
+    assert not unsure.early_exit
     assert unsure.answers[0].passage.doc_id in {"d1", "d2"}
     # The cost the benchmarks count: every position of every window, padding included.
-    assert 0 < sure.details["tokens"] < unsure.details["tokens"]
+    assert sure.tokens is not None and unsure.tokens is not None
+    assert 0 < sure.tokens < unsure.tokens
     assert {"d1", "d2"} <= {a.passage.doc_id for a in unsure.answers}
 
 

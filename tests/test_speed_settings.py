@@ -62,7 +62,7 @@ def test_torch_threads_are_set_and_speed_settings_load_from_env(
 def test_latency_bench_reports_the_index_build_rate(passages) -> None:
     from conftest import FakeEncoder
 
-    from benchmarks.latency import _index_build_rate
+    from qa.eval.bench import _index_build_rate
     from qa.retrieval import Retriever
 
     encoder = FakeEncoder()
@@ -82,8 +82,8 @@ def test_build_rate_is_also_a_fraction_of_the_limit_when_tokens_can_be_counted(
 
     from conftest import FakeEncoder
 
-    import benchmarks.latency as latency
-    from benchmarks.limit import FLOP_PER_TOKEN, flop_per_token
+    import qa.eval.bench as latency
+    from qa.eval.limit import FLOP_PER_TOKEN, flop_per_token
     from qa.retrieval import Retriever
 
     assert flop_per_token(12) == FLOP_PER_TOKEN == pytest.approx(42.5e6, rel=0.01)

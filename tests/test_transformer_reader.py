@@ -8,23 +8,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import make_passage, save_tiny_qa_model
+from conftest import make_passage
 
 from qa.errors import ModelLoadError
 from qa.readers import SentenceReader, TransformerReader, load_reader
-from qa.readers.packaging import ReaderConfig
+from qa.readers.compact import ReaderConfig
 from qa.schema import Passage
 
 QUESTION = "公司的营业收入是多少？"
-
-
-@pytest.fixture(scope="module")
-def qa_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
-    """A random tiny ``BertForQuestionAnswering`` with small windows, so passages overflow."""
-    folder = tmp_path_factory.mktemp("tiny-qa")
-    save_tiny_qa_model(folder, tiny_tokenizer, seed=1)
-    ReaderConfig(max_length=64, stride=16, max_answer_tokens=12).write(folder)
-    return folder
 
 
 class PeakModel:
@@ -81,7 +72,7 @@ def test_random_model_returns_well_formed_answers(qa_model_dir: Path, passages) 
     assert reader.name == qa_model_dir.name
     reading = reader.read(QUESTION, passages, top_k=3)
     check_answers(reading, passages, top_k=3)
-    assert reading.details["best_score"] == reading.answers[0].score
+    assert reading.best_score == reading.answers[0].score
     assert reader.config.max_length == 64  # reader.json travelled with the model
 
 
@@ -127,7 +118,7 @@ def test_decoding_maps_back_to_the_exact_characters(qa_model_dir: Path, tiny_tok
     start = second.text.index("甲")
     assert (best.span.start, best.span.end) == (start, start + 5)
     assert best.score > 0.99 and not reading.no_answer
-    assert reading.details["best_margin"] == pytest.approx(20.0)
+    assert reading.best_margin == pytest.approx(20.0)
 
 
 def test_answer_near_the_end_of_a_long_passage(qa_model_dir: Path, tiny_tokenizer) -> None:
@@ -164,7 +155,7 @@ def test_declines_when_every_window_prefers_no_answer(qa_model_dir: Path, tiny_t
     reader, _ = faked(qa_model_dir, tiny_tokenizer)
     reading = reader.read("问？", [make_passage("x", "这里没有标记字符，只有普通的句子。")])
     assert reading.no_answer
-    assert reading.details["best_margin"] < 0
+    assert reading.best_margin is not None and reading.best_margin < 0
     assert all(a.score < 0.5 for a in reading.answers)
 
 

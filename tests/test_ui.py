@@ -1,4 +1,5 @@
-"""ui.py: escaping and rendering, the JSON API, feedback, root_path, login, gradio_client.
+"""ui.py and qa.web: escaping and rendering, the JSON API, feedback, root_path, login,
+gradio_client, ``python ui.py`` and ``ludao serve``.
 
 Everything runs on a ``FakePipeline`` built from the schema dataclasses; no model is loaded.
 """
@@ -7,21 +8,25 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from qa.errors import QuestionError
-from qa.schema import Answer, Hit, Passage, Response, Span
+from qa.feedback import FeedbackRecord, FeedbackStore
+from qa.schema import Answer, Hit, Passage, PipelineInfo, Response, Span
 
 pytest.importorskip("gradio")
 pytest.importorskip("fastapi")
 
 import ui
+from qa.web import render
 
 TEXT = (
     "“十四五”时期，厦门全社会研发投入强度从2020年的3.08%提升至2024年的3.46%；"
@@ -32,14 +37,23 @@ XSS = (
     '<img src=x onerror="window.__xss=1"> <script>window.__xss=1</script> '
     "[link](javascript:alert(1)) 研发投入强度为3.46%。"
 )
-INFO = {
+INFO_JSON = {
     "corpus": ["/srv/ludao/data/corpus"],
     "documents": 1,
     "passages": 2,
-    "reader": "/srv/ludao/models/reader-zh",
     "embedding_model": "multilingual-e5-small",
     "index_dir": "/tmp/ludao-index",
+    "reader": "/srv/ludao/models/reader-zh",
 }
+"""What ``/healthz`` has always answered (besides ``status``) for :data:`INFO`."""
+INFO = PipelineInfo(
+    corpus=("/srv/ludao/data/corpus",),
+    documents=1,
+    passages=2,
+    embedding_model="multilingual-e5-small",
+    index_dir="/tmp/ludao-index",
+    reader="/srv/ludao/models/reader-zh",
+)
 
 
 def make_passage(text: str = TEXT, *, title: str = "鹭江弄潮", pid: str = "d1:0:aaaa") -> Passage:
@@ -75,8 +89,8 @@ class FakePipeline:
         self.delay = delay
         self.calls: list[tuple[str, int | None]] = []
 
-    def info(self) -> dict:
-        return dict(INFO)
+    def info(self) -> PipelineInfo:
+        return INFO
 
     def ask(self, question: str, top_k: int | None = None) -> Response:
         if not isinstance(question, str) or not question.strip():
@@ -148,56 +162,56 @@ def client(pipeline, tmp_path_factory):
 def test_highlight_escapes_payloads(payload):
     text = f"前文{payload}答案3.46%后文"
     start = text.index("3.46%")
-    out = ui.highlight(text, start, start + 5)
+    out = render.highlight(text, start, start + 5)
     assert "<script" not in out and "<img" not in out
     assert out.count("<") == out.count("<mark>") + out.count("</mark>") == 2
-    assert ui.html.unescape(out.replace("<mark>", "").replace("</mark>", "")) == text
+    assert html.unescape(out.replace("<mark>", "").replace("</mark>", "")) == text
 
 
 def test_highlight_marks_exactly_the_span():
     text = "a<b>3.46%&c"
     start = text.index("3.46%")
-    assert ui.highlight(text, start, start + 5) == "a&lt;b&gt;<mark>3.46%</mark>&amp;c"
+    assert render.highlight(text, start, start + 5) == "a&lt;b&gt;<mark>3.46%</mark>&amp;c"
 
 
 def test_highlight_span_inside_markup_is_escaped():
     text = "x<script>y"
-    assert ui.highlight(text, 1, 9) == "x<mark>&lt;script&gt;</mark>y"
+    assert render.highlight(text, 1, 9) == "x<mark>&lt;script&gt;</mark>y"
 
 
 @pytest.mark.parametrize(("start", "end"), [(5, 5), (9, 3), (-4, 0), (100, 200)])
 def test_highlight_degenerate_spans_have_no_mark(start, end):
     text = "<b>abc</b>"
-    out = ui.highlight(text, start, end)
+    out = render.highlight(text, start, end)
     assert "<mark>" not in out
     assert out == "&lt;b&gt;abc&lt;/b&gt;"
 
 
 def test_highlight_clamps_span_past_the_end():
-    assert ui.highlight("abc", 1, 99) == "a<mark>bc</mark>"
+    assert render.highlight("abc", 1, 99) == "a<mark>bc</mark>"
 
 
 def test_render_answer_first_then_confidence_then_cited_passage():
-    out = ui.render_reply_html(make_response())
+    out = render.render_reply_html(make_response())
     answer, confidence, sources = (out.index(s) for s in ("答案", "置信度", "出处"))
     assert answer < confidence < sources
     assert "91%" in out and "鹭江弄潮" in out
     assert "<mark>3.46%</mark>" in out
     assert "字符 chars 100–" in out  # position when the document has no pages
-    assert ui.NO_ANSWER_TEXT not in out
+    assert render.NO_ANSWER_TEXT not in out
 
 
 def test_render_shows_page_when_known():
     response = make_response()
     passage = Passage(**{**response.answers[0].passage.__dict__, "page": 7})
     answer = Answer("3.46%", 0.5, passage, response.answers[0].span)
-    out = ui.render_reply_html(Response("q", [answer], response.hits, False, "r"))
+    out = render.render_reply_html(Response("q", [answer], response.hits, False, "r"))
     assert "第 7 页" in out
 
 
 def test_render_no_answer_declines_and_shows_closest_passages():
-    out = ui.render_reply_html(make_response(no_answer=True))
-    assert ui.NO_ANSWER_TEXT in out and ui.NO_ANSWER_TEXT_EN in out
+    out = render.render_reply_html(make_response(no_answer=True))
+    assert render.NO_ANSWER_TEXT in out and render.NO_ANSWER_TEXT_EN in out
     assert "最接近的段落" in out
     assert out.count('class="ludao-passage"') == 2
     assert "3.46%" in out and OTHER in out
@@ -207,7 +221,7 @@ def test_render_no_answer_declines_and_shows_closest_passages():
 
 def test_render_escapes_document_derived_strings():
     response = make_response(text=XSS, title='<img src=x onerror="window.__xss=1">')
-    out = ui.render_reply_html(response)
+    out = render.render_reply_html(response)
     assert "<img" not in out and "<script" not in out and "<a " not in out
     assert "&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt;" in out
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in out
@@ -217,10 +231,10 @@ def test_render_escapes_document_derived_strings():
 
 def test_render_question_and_info_escape():
     assert (
-        ui.render_question_html("<b>hi</b>")
+        render.render_question_html("<b>hi</b>")
         == '<div class="ludao-question">&lt;b&gt;hi&lt;/b&gt;</div>'
     )
-    info = ui.render_info_html({**INFO, "embedding_model": "<i>e5</i>"})
+    info = render.render_info_html(replace(INFO, embedding_model="<i>e5</i>"))
     assert "corpus" in info and "reader-zh" in info and "&lt;i&gt;e5&lt;/i&gt;" in info
     assert "/srv/ludao" not in info  # names only, not server paths
 
@@ -295,7 +309,8 @@ def test_api_oversized_chunked_body_is_413(client):
 def test_healthz(client):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", **INFO}
+    assert r.json() == {"status": "ok", **INFO_JSON}
+    assert list(r.json()) == ["status", *INFO_JSON]  # the same keys in the same order
 
 
 def test_gradio_is_mounted_with_the_ask_api(client):
@@ -322,9 +337,11 @@ def test_feedback_concurrent_appends_are_all_kept(tmp_path):
     threads, per_thread = 8, 40
 
     def work(n: int) -> None:
-        store = ui.FeedbackStore(path)  # separate instances share the per-path lock
+        store = FeedbackStore(path)  # separate instances share the per-path lock
         for i in range(per_thread):
-            store.append({"thread": n, "i": i, "text": "长文本" * 500 + "<script>"})
+            store.append(
+                FeedbackRecord(rating="like", question=f"{n}:{i}", comment="长文本" * 500 + "<s>")
+            )
 
     workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
     for w in workers:
@@ -334,13 +351,15 @@ def test_feedback_concurrent_appends_are_all_kept(tmp_path):
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == threads * per_thread
     records = [json.loads(line) for line in lines]
-    assert {(r["thread"], r["i"]) for r in records} == {
-        (n, i) for n in range(threads) for i in range(per_thread)
+    assert {r["question"] for r in records} == {
+        f"{n}:{i}" for n in range(threads) for i in range(per_thread)
     }
 
 
 def test_feedback_record_has_question_answer_passages_and_versions():
-    record = ui.feedback_record(make_response(), "like", info=INFO, message_index=1)
+    record = FeedbackRecord.from_response(
+        make_response(), "like", info=INFO, message_index=1
+    ).to_dict()
     assert record["rating"] == "like"
     assert record["question"] == "2024年厦门全社会研发投入强度是多少？"
     assert record["answer"] == "3.46%" and record["score"] == 0.91
@@ -348,9 +367,54 @@ def test_feedback_record_has_question_answer_passages_and_versions():
     assert record["reader"] == "fake-reader"
     assert record["embedding_model"] == "multilingual-e5-small"
     assert "ludao_version" in record and "time" in record
-    declined = ui.feedback_record(make_response(no_answer=True), "dislike", info=INFO)
+    declined = FeedbackRecord.from_response(
+        make_response(no_answer=True), "dislike", info=INFO
+    ).to_dict()
     assert declined["answer"] is None and declined["no_answer"] is True
     json.dumps(record, ensure_ascii=False)
+
+
+def test_chat_and_api_feedback_have_one_shape(tmp_path):
+    from fastapi.testclient import TestClient
+
+    path = tmp_path / "f.jsonl"
+    app = ui.create_app(FakePipeline(), feedback_path=path)
+    rating = {"question": "研发投入强度？", "rating": "dislike", "passage_ids": ["d1:0:aaaa"]}
+    with TestClient(app) as c:
+        assert (
+            c.post("/api/feedback", json={**rating, "comment": "<b>wrong</b>"}).status_code == 201
+        )
+    FeedbackStore(path).append(FeedbackRecord.from_response(make_response(), "like", info=INFO))
+    api, chat = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+    assert list(api) == list(chat)
+    assert (api["source"], chat["source"]) == ("api", "chat")
+    assert api["passage_ids"] == ["d1:0:aaaa"]
+    assert chat["passage_ids"] == ["d1:0:aaaa", "d1:200:bbbb"]
+    assert api["comment"] == "<b>wrong</b>" and api["answers"] == [] and api["no_answer"] is None
+    assert api["reader"] == INFO.reader and chat["reader"] == "fake-reader"
+    assert api["corpus"] == chat["corpus"] == ["/srv/ludao/data/corpus"]
+
+
+def test_feedback_lines_of_the_older_shapes_still_read(tmp_path):
+    path = tmp_path / "feedback.jsonl"
+    old_chat = FeedbackRecord.from_response(make_response(), "like", info=INFO).to_dict()
+    for key in ("source", "passage_ids", "comment"):
+        del old_chat[key]
+    old_api = {
+        "time": "2025-01-01T00:00:00+00:00", "source": "api", "question": "q",
+        "rating": "dislike", "answer": None, "passage_ids": ["d1:0:aaaa"], "comment": None,
+        "reader": "r", "embedding_model": "e", "corpus": ["c"], "ludao_version": "0.1",
+        "from_a_newer_version": 1,
+    }  # fmt: skip
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (old_chat, old_api)),
+        encoding="utf-8",
+    )
+    chat, api = FeedbackStore(path).read()
+    assert chat.source == "chat" and chat.passage_ids == ("d1:0:aaaa", "d1:200:bbbb")
+    assert chat.answer == "3.46%" and chat.passages[0]["text"] == TEXT
+    assert api.source == "api" and api.passage_ids == ("d1:0:aaaa",) and api.answers == ()
+    assert api.corpus == ("c",) and api.ludao_version == "0.1"
 
 
 def test_feedback_default_path_is_under_ludao_home(tmp_path, pipeline):
@@ -402,17 +466,6 @@ def test_login_protects_chat_and_api(tmp_path):
         assert c.get("/config").status_code == 200
 
 
-def test_auth_from_env(monkeypatch):
-    monkeypatch.delenv("LUDAO_USERNAME", raising=False)
-    monkeypatch.delenv("LUDAO_PASSWORD", raising=False)
-    assert ui.auth_from_env() is None
-    monkeypatch.setenv("LUDAO_USERNAME", "staff")
-    with pytest.raises(SystemExit):
-        ui.auth_from_env()
-    monkeypatch.setenv("LUDAO_PASSWORD", "pw")
-    assert ui.auth_from_env() == ("staff", "pw")
-
-
 def test_explicit_cors_origins_replace_gradio_defaults(tmp_path):
     from fastapi.testclient import TestClient
 
@@ -462,7 +515,7 @@ def test_chat_fn_answers_and_keeps_history(pipeline):
     steps = list(respond("  <b>2024年</b>研发投入强度？ ", [], {}))
     first, last = steps[0], steps[-1]
     assert first[1] == [
-        {"role": "user", "content": ui.render_question_html("<b>2024年</b>研发投入强度？")}
+        {"role": "user", "content": render.render_question_html("<b>2024年</b>研发投入强度？")}
     ]
     cleared, history, responses, raw = last
     assert cleared == "" and [m["role"] for m in history] == ["user", "assistant"]
@@ -518,9 +571,51 @@ def test_main_wires_settings_env_and_flags(monkeypatch, tmp_path):
 
 
 def test_reply_footer_says_when_the_answer_came_from_the_cache() -> None:
-    from dataclasses import replace
-
-    fresh = ui.render_reply_html(make_response())
+    fresh = render.render_reply_html(make_response())
     assert "12 ms" in fresh and "cache" not in fresh
-    cached = ui.render_reply_html(replace(make_response(), timings_ms={"cache": 0.1, "total": 0.1}))
+    cached = render.render_reply_html(
+        replace(make_response(), timings_ms={"cache": 0.1, "total": 0.1})
+    )
     assert "answered from cache" in cached and " ms" not in cached
+
+
+def test_main_refuses_half_a_login(monkeypatch):
+    monkeypatch.delenv("LUDAO_PASSWORD", raising=False)
+    monkeypatch.setenv("LUDAO_USERNAME", "staff")
+    with pytest.raises(SystemExit):
+        ui.main([])
+
+
+def test_ludao_serve_offers_every_serve_setting(monkeypatch, tmp_path):
+    from dataclasses import fields
+
+    from click.testing import CliRunner
+
+    from qa.cli import cli
+    from qa.config import ServeSettings
+
+    served = {}
+    monkeypatch.setattr(ui, "serve", lambda settings, server: served.update(s=settings, v=server))
+    monkeypatch.setenv("LUDAO_ADMIN_TOKEN", "from-env")
+    monkeypatch.setenv("LUDAO_PORT", "9000")
+    args = [
+        "serve", "--corpus", str(tmp_path), "--host", "0.0.0.0", "--root-path", "/ludao",
+        "--cors-origins", "https://a.example, https://b.example:8443", "--concurrency", "2",
+        "--max-queue", "8", "--watch", "1.5", "--upload-dir", str(tmp_path / "up"),
+        "--username", "staff", "--password", "pw", "--forwarded-allow-ips", "10.0.0.1",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert served["s"].corpus == (str(tmp_path),)
+    assert served["v"] == ServeSettings(
+        host="0.0.0.0", port=9000, root_path="/ludao",
+        cors_origins=("https://a.example", "https://b.example:8443"), concurrency=2,
+        max_queue=8, watch=1.5, upload_dir=str(tmp_path / "up"), admin_token="from-env",
+        username="staff", password="pw", forwarded_allow_ips="10.0.0.1",
+    )  # fmt: skip
+    help_text = CliRunner().invoke(cli, ["serve", "--help"]).output
+    for field in fields(ServeSettings):
+        assert "--" + field.name.replace("_", "-") in help_text
+        assert f"LUDAO_{field.name.upper()}" in help_text.replace("\n", "").replace(" ", "")
+    half = CliRunner().invoke(cli, ["serve", "--username", "staff"])
+    assert half.exit_code == 2 and "LUDAO_PASSWORD" in half.output

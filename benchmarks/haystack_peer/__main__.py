@@ -26,6 +26,7 @@ from typing import Any
 
 from qa.config import REPO_ROOT, Settings
 from qa.errors import LudaoError
+from qa.eval.question_files import SEED_QUESTIONS
 
 from .compare import CorpusResult, HaystackProcess, RunnerError, build_ludao, run_corpus, write_spec
 from .provision import SetupError, ensure_haystack_venv, export_reader
@@ -34,7 +35,6 @@ from .report import render_markdown
 logger = logging.getLogger("benchmarks.haystack_peer")
 
 DEFAULT_CMRC = REPO_ROOT.parent / "shared" / "data" / "qa" / "cmrc2018_dev.json"
-DEFAULT_SEED_QUESTIONS = REPO_ROOT / "tests" / "data" / "seed_questions.jsonl"
 RESULT_STEM = "haystack_side_by_side"
 NOTES = [
     "Same passages: Haystack's InMemoryDocumentStore receives Ludao's passages (ids and text), "
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=3, help="untimed questions per corpus")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--cmrc", type=Path, default=DEFAULT_CMRC, help="CMRC 2018 dev JSON")
-    parser.add_argument("--seed-questions", type=Path, default=DEFAULT_SEED_QUESTIONS)
+    parser.add_argument("--seed-questions", type=Path, default=SEED_QUESTIONS)
     parser.add_argument(
         "--seed-limit", type=int, default=None, help="seed questions (default: all)"
     )
@@ -122,15 +122,15 @@ def _versions() -> dict[str, str]:
 
 def _corpora(args: argparse.Namespace, settings: Settings) -> list[tuple[str, Any, list[Any]]]:
     """(name, pipeline factory, questions) for each corpus to run."""
-    from qa.cli import _squad_pipeline
-    from qa.evaluation import load_examples
+    from qa.eval.question_files import load_examples
+    from qa.eval.runner import squad_paragraph_pipeline
     from qa.pipeline import Pipeline
 
     corpora: list[tuple[str, Any, list[Any]]] = []
     if not args.skip_cmrc:
         examples = load_examples(args.cmrc)[: args.limit]
         name = f"CMRC 2018 dev, open domain over all paragraphs (first {len(examples)} questions)"
-        corpora.append((name, lambda: _squad_pipeline(args.cmrc, settings), examples))
+        corpora.append((name, lambda: squad_paragraph_pipeline(args.cmrc, settings), examples))
     if not args.skip_seed:
         seed = replace(settings, corpus=Settings().corpus)
         examples = load_examples(args.seed_questions)[: args.seed_limit]

@@ -7,8 +7,8 @@ Fairness rules this module keeps:
 - one machine, one time: the Haystack process waits on its pipe while Ludao answers and the other
   way round, and the order flips every question, so a burst of load from elsewhere on a shared
   machine hits both systems alike;
-- one scorer: recall@5 uses ``answer_in_text`` and EM/F1 use ``exact_match``/``f1`` with the
-  question's language, exactly as ``ludao eval`` does, for both systems' answers.
+- one scorer: recall@5 uses ``has_relevant_passage`` and EM/F1 use ``score_answer`` (the
+  metric of the question's language), exactly as ``ludao eval`` does, for both systems' answers.
 
 Latencies are taken inside each process around one whole question (Ludao's ``Pipeline.ask``,
 Haystack's ``Pipeline.run``); index build times are measured separately and never mixed in.
@@ -26,8 +26,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from qa.evaluation import QAExample, answer_in_text, detect_language, exact_match, f1, percentile
-from qa.evaluation import latency_summary as summarise_latency
+from qa.eval.latency import latency_summary as summarise_latency
+from qa.eval.latency import percentile
+from qa.eval.metrics import has_relevant_passage, score_answer
+from qa.eval.question_files import QAExample
 
 logger = logging.getLogger(__name__)
 
@@ -248,10 +250,6 @@ def write_spec(
 # --- scoring -------------------------------------------------------------------------------
 
 
-def _has_relevant(retrieved: list[str], golds: Sequence[str], texts: dict[str, str]) -> bool:
-    return any(answer_in_text(g, texts[pid]) for pid in retrieved[:5] for g in golds)
-
-
 def recall_at_5(
     examples: Sequence[QAExample], retrieved: Sequence[list[str]], texts: dict[str, str]
 ) -> float | None:
@@ -259,7 +257,9 @@ def recall_at_5(
     pairs = [(ex, ids) for ex, ids in zip(examples, retrieved, strict=True) if ex.answers]
     if not pairs:
         return None
-    return sum(_has_relevant(ids, ex.answers, texts) for ex, ids in pairs) / len(pairs)
+    return sum(
+        has_relevant_passage(ex.answers, (texts[pid] for pid in ids), k=5) for ex, ids in pairs
+    ) / len(pairs)
 
 
 def latency_summary(values: Sequence[float]) -> dict[str, float]:
@@ -278,11 +278,12 @@ def score(
     n = len(examples)
     em = f1s = em_span = f1_span = 0.0
     for ex, ans in zip(examples, answered, strict=True):
-        language = detect_language(ex.question)
-        em += exact_match(ans.prediction, ex.answers, language=language)
-        f1s += f1(ans.prediction, ex.answers, language=language)
-        em_span += exact_match(ans.best_span, ex.answers, language=language)
-        f1_span += f1(ans.best_span, ex.answers, language=language)
+        shown = score_answer(ans.prediction, ex.answers, question=ex.question)
+        span = score_answer(ans.best_span, ex.answers, question=ex.question)
+        em += shown.exact_match
+        f1s += shown.f1
+        em_span += span.exact_match
+        f1_span += span.f1
     recall = recall_at_5(examples, [a.retrieved for a in answered], texts)
     return SystemScores(
         n=n,

@@ -79,7 +79,7 @@ def _fingerprint(reader_dir: Path) -> str:
 
 def export_reader(reader_dir: Path, out_dir: Path) -> Path:
     """Write Ludao's reader as a plain ``save_pretrained`` folder (model + tokenizer)."""
-    from qa.readers.packaging import load_reader_model
+    from qa.readers.compact import load_reader_model
 
     fingerprint = _fingerprint(reader_dir)
     marker = out_dir / EXPORT_MARKER

@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.documents import DocumentError, RawText, register_loader
+from .registry import DocumentError, RawText, register_loader
 
 if TYPE_CHECKING:
     from pypdf import PdfReader

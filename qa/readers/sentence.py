@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..chunking import split_sentences
 from ..schema import Answer, Passage, Span
-from ..tokenize import tokenize_for_search
+from ..search_terms import tokenize_for_search
 from .base import Reading
 
 

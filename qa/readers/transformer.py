@@ -36,7 +36,7 @@ from embeddings.precision import (
 
 from ..schema import Answer, Passage, Span
 from .base import Reading
-from .packaging import ReaderConfig, load_reader_model
+from .compact import ReaderConfig, load_reader_model
 from .spans import SpanCandidate, best_spans, tidy_span
 from .windows import make_windows
 
@@ -154,11 +154,13 @@ class TransformerReader:
         self, answers: list[Answer], best_margin: float, tokens: int, *, early_exit: bool = False
     ) -> Reading:
         best = answers[0].score if answers else 0.0
-        details = {"best_score": best, "best_margin": best_margin, "tokens": float(tokens)}
-        if early_exit:
-            details["early_exit"] = 1.0
         return Reading(
-            answers=answers, no_answer=best < self.config.no_answer_threshold, details=details
+            answers=answers,
+            no_answer=best < self.config.no_answer_threshold,
+            best_score=best,
+            best_margin=best_margin,
+            tokens=tokens,
+            early_exit=early_exit,
         )
 
     def _candidates(

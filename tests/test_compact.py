@@ -12,7 +12,7 @@ from conftest import make_passage, save_tiny_base
 
 from qa.errors import ModelLoadError
 from qa.readers import TransformerReader
-from qa.readers.packaging import (
+from qa.readers.compact import (
     DELTA_WEIGHTS,
     WORD_EMBEDDINGS,
     ReaderConfig,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 
-from qa.tokenize import tokenize_for_search
+from qa.search_terms import tokenize_for_search
 
 
 def test_word_inside_a_long_chinese_run_is_a_token() -> None:

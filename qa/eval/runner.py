@@ -3,10 +3,11 @@
 Three settings, as design.md's contract has them:
 
 - gold passage: each question is read against its own paragraph only (reader quality alone);
-- open domain over a SQuAD file's own paragraphs: every paragraph is one passage in one index;
+- open domain over a SQuAD file's own paragraphs: every paragraph is one passage in one index
+  (``squad_paragraph_pipeline``, shared with the Haystack comparison in ``benchmarks/``);
 - a JSONL question file against a knowledge base (the default corpus unless told otherwise).
 
-Scores use the metrics of ``qa.evaluation``. Predictions honour the reader's no-answer decision;
+Scores use the metrics of ``qa.eval.metrics``. Predictions honour the reader's no-answer decision;
 ``*_forced`` scores take the best span even where the reader declined, which is how published
 CMRC/SQuAD v1 numbers (no unanswerable questions) are computed.
 """
@@ -19,12 +20,30 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
-from .evaluation import QAExample, answer_in_text, detect_language, exact_match, f1, percentile
-from .readers import Reader
-from .schema import Hit, Passage
+from ..readers import Reader
+from ..schema import Hit, Passage
+from .latency import percentile
+from .metrics import relevant_rank, score_answer
+from .question_files import QAExample, load_squad_paragraphs
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..pipeline import Pipeline
+
+__all__ = [
+    "AskFn",
+    "EvalReport",
+    "Prediction",
+    "evaluate",
+    "gold_passage_asker",
+    "pipeline_asker",
+    "squad_paragraph_pipeline",
+    "write_predictions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +144,33 @@ def pipeline_asker(pipeline, top_k: int = 5) -> AskFn:
     return ask
 
 
+def squad_paragraph_pipeline(path: Path, settings: Settings) -> Pipeline:
+    """A pipeline whose corpus is the SQuAD file's own paragraphs, one passage each.
+
+    The index is saved under ``settings.home_dir`` like any corpus's, keyed by the file, so a
+    second evaluation of the same file reuses it.
+    """
+    from ..corpus import Corpus
+    from ..index import locate_index, update_index
+    from ..pipeline import Pipeline
+    from ..readers import reader_from_settings
+
+    passages = [
+        Passage(id=pid, doc_id=pid, title=path.stem, text=text, start=0, end=len(text))
+        for pid, text in load_squad_paragraphs(path)
+    ]
+    where = locate_index(settings, [path])
+    corpus = Corpus(documents=[], passages=passages)
+    retriever = update_index(corpus, where.encoder, where.index_dir).retriever
+    return Pipeline(
+        retriever=retriever,
+        reader=reader_from_settings(settings),
+        top_k=settings.top_k,
+        reader_top_k=settings.reader_top_k,
+        description={"corpus": [str(path)], "passages": len(passages)},
+    )
+
+
 def evaluate(
     examples: Iterable[QAExample],
     ask: AskFn,
@@ -151,24 +197,16 @@ def evaluate(
         best = answers[0] if answers else None
         best_text = best.text if best else ""
         prediction = "" if reading.no_answer else best_text
-        # The question's language picks the metric, as the official scripts do per data set:
-        # in CMRC every answer, "1998" included, is scored with the CMRC metric.
-        language = detect_language(ex.question)
-        em += exact_match(prediction, ex.answers, language=language)
-        f1s += f1(prediction, ex.answers, language=language)
-        em_forced += exact_match(best_text, ex.answers, language=language)
-        f1_forced += f1(best_text, ex.answers, language=language)
+        shown = score_answer(prediction, ex.answers, question=ex.question)
+        forced = score_answer(best_text, ex.answers, question=ex.question)
+        em += shown.exact_match
+        f1s += shown.f1
+        em_forced += forced.exact_match
+        f1_forced += forced.f1
         na_correct += float(bool(ex.answers) != reading.no_answer)
         if ex.answers and with_retrieval:
             answerable += 1
-            rank = next(
-                (
-                    i
-                    for i, h in enumerate(hits, 1)
-                    if any(answer_in_text(a, h.passage.text) for a in ex.answers)
-                ),
-                None,
-            )
+            rank = relevant_rank(ex.answers, (h.passage.text for h in hits))
             if rank is not None:
                 r1 += rank <= 1
                 r5 += rank <= 5
@@ -209,6 +247,7 @@ def evaluate(
 
 
 def write_predictions(path: Path, predictions: Iterable[Prediction]) -> None:
+    """One ``--predictions`` line per question, UTF-8 and unescaped so failures can be read."""
     with path.open("w", encoding="utf-8") as fh:
         for p in predictions:
             fh.write(json.dumps(p.record(), ensure_ascii=False) + "\n")

@@ -1,15 +1,18 @@
-"""Per-stage latency of Ludao on a corpus: query embedding, dense search, BM25, reader, total.
+"""``ludao bench``: per-stage latency of Ludao on a corpus (query embedding, dense search, BM25,
+reader, total).
 
 Every figure is measured in one run on one machine, and reported with the machine's core count
 and torch thread setting so that numbers from different runs are not mixed up. Besides the
 stages it reports a repeated question answered from the answer cache, the index build rate
 (passages embedded per second, on the corpus's own passages, also as a fraction of the fp32
 limit measured in the same run) and the process's peak RSS.
+
+It lives in the package, not in ``benchmarks/``, because ``ludao bench`` is a product command
+that must work from an installed wheel; its default questions ship as package data.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -18,13 +21,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.limit import fraction_of_limit, measure_limit, passage_tokens
-from qa.config import REPO_ROOT, Settings
-from qa.evaluation import latency_summary, load_examples
+from ..config import Settings
+from .latency import latency_summary
+from .limit import fraction_of_limit, measure_limit, passage_tokens
+from .question_files import SEED_QUESTIONS, load_examples
+
+__all__ = ["run_latency_benchmark"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_QUESTIONS = REPO_ROOT / "tests" / "data" / "seed_questions.jsonl"
 
 
 def _timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -33,21 +37,18 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
     return (time.perf_counter() - t0) * 1000, value
 
 
-_summary = latency_summary
-
-
 def run_latency_benchmark(
     settings: Settings, *, questions: str | Path | None = None, repeat: int = 3
 ) -> dict:
     """Time each stage for every question ``repeat`` times after one warm-up question."""
-    from qa.pipeline import Pipeline
+    from ..pipeline import Pipeline
 
     # from_settings applies the thread policy, which must happen before torch is imported.
     load_ms, pipeline = _timed(lambda: Pipeline.from_settings(settings))
     import torch
 
     retriever, reader = pipeline.retriever, pipeline.reader
-    texts = [ex.question for ex in load_examples(questions or DEFAULT_QUESTIONS)]
+    texts = [ex.question for ex in load_examples(questions or SEED_QUESTIONS)]
     pipeline.ask(texts[0])  # loads the reader and warms caches
     stages: dict[str, list[float]] = {
         k: [] for k in ("query_embedding", "dense_search", "bm25", "retrieve", "read", "total")
@@ -84,8 +85,8 @@ def run_latency_benchmark(
         "reader": reader.name,
         "embedding_model": settings.embedding_model,
         "load_ms": round(load_ms, 1),
-        "latency_ms": {name: _summary(v) for name, v in stages.items()},
-        "cache_hit_ms": _summary(cache_ms) if cache_ms else None,
+        "latency_ms": {name: latency_summary(v) for name, v in stages.items()},
+        "cache_hit_ms": latency_summary(cache_ms) if cache_ms else None,
         "index_build": build,
         "fp32_limit": limit,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -128,8 +129,3 @@ def _index_build_rate(retriever, limit: int = 64, limit_gflops: float | None = N
         rate["mean_tokens"] = round(tokens / len(texts), 1)
         rate.update(fraction_of_limit(tokens, ms / 1000, limit_gflops))
     return rate
-
-
-if __name__ == "__main__":  # pragma: no cover - python -m benchmarks.latency
-    logging.basicConfig(level=logging.WARNING)
-    print(json.dumps(run_latency_benchmark(Settings.load()), indent=2, ensure_ascii=False))

@@ -29,7 +29,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.documents import RawText, read_text_file, register_loader
+from .registry import RawText, register_loader
+from .text import read_text_file
 
 if TYPE_CHECKING:
     from bs4 import Tag

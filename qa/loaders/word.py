@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.documents import DocumentError, RawText, register_loader
+from .registry import DocumentError, RawText, register_loader
 
 if TYPE_CHECKING:
     from docx.table import Table, _Cell

@@ -1,6 +1,6 @@
 """One writer per index directory, and clean-up after a writer that was killed.
 
-Saving replaces the index directory by renames (``qa.retrieval.write_index_dir``): a writer
+Saving replaces the index directory by renames (``qa.index.store.write_index_dir``): a writer
 killed midway leaves a ``.<name>.tmp-*`` folder with a partial index, and one killed between the
 two renames leaves the old index moved aside as ``.<name>.old-*/<name>`` and nothing at
 ``<name>``. Neither is ever read as an index. Writers hold an exclusive lock on a sibling
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .retrieval import MANIFEST
+from .store import MANIFEST
 
 logger = logging.getLogger(__name__)
 
