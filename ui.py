@@ -24,11 +24,14 @@ from fastapi.responses import FileResponse
 from fastapi.routing import APIRouter
 
 from qa.config import ServeSettings, Settings, ludao_home
+from qa.conversation import ask_options, turns_from_chat
 from qa.errors import LudaoError, QuestionError
 from qa.feedback import FeedbackRecord, FeedbackStore
+from qa.records import database_url, open_feedback
+from qa.web import intranet
 from qa.web.admin_api import add_reload_route, add_upload_route
 from qa.web.api_models import AskRequest, FeedbackRequest
-from qa.web.guards import Auth, BodyLimitRoute, RootPathMiddleware, check_basic_auth
+from qa.web.guards import Auth, BodyLimitRoute, RootPathMiddleware
 from qa.web.render import (
     CSS,
     escape,
@@ -37,12 +40,16 @@ from qa.web.render import (
     render_question_html,
     render_reply_html,
 )
+from qa.web.store_health import add_store_checks
+from qa.web.widget import add_widget_routes
 
 if TYPE_CHECKING:
     import gradio as gr
 
     from qa.pipeline import Pipeline
     from qa.reloading import ReloadablePipeline
+    from qa.web.identity import Identity
+    from qa.web.security import WebSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +64,6 @@ DEFAULT_EXAMPLES = (
 )
 
 
-def _rating(liked: bool | str) -> str:
-    if liked is True:
-        return "like"
-    if liked is False:
-        return "dislike"
-    return str(liked) or "cleared"
-
-
 def build_demo(
     pipeline: Pipeline | ReloadablePipeline,
     *,
@@ -73,6 +72,7 @@ def build_demo(
     feedback: FeedbackStore | None = None,
     concurrency_limit: int = 4,
     max_queue: int = 64,
+    identity: Identity | None = None,
 ) -> gr.Blocks:
     """The chat UI. ``examples=None`` shows the default-corpus examples, ``[]`` none."""
     import gradio as gr
@@ -84,18 +84,21 @@ def build_demo(
         question: str,
         history: list[dict],
         responses: dict,
+        request: Any = None,
         progress: Any = gr.Progress(),  # noqa: B008 - Gradio injects progress via the default
     ) -> Iterator[tuple[str, list[dict], dict, dict | None]]:
+        user = intranet.chat_user(identity, request)  # "anonymous" without a login
         question = (question or "").strip()
         history = list(history or [])
         if not question:
             yield "", history, responses, None
             return
+        earlier = ask_options(turns_from_chat(history))  # this session's turns, for follow-ups
         history.append({"role": "user", "content": render_question_html(question)})
         yield "", list(history), responses, None
         progress(0.2, desc="检索与阅读中 Searching the documents…")
         try:
-            response = pipeline.ask(question)
+            response = intranet.ask_as(pipeline, question, user, **earlier)
         except LudaoError as exc:  # the message is written for users
             error = str(exc)
         except Exception:
@@ -109,23 +112,26 @@ def build_demo(
         history.append({"role": "assistant", "content": render_error_html(error)})
         yield "", history, responses, {"error": error}
 
-    def on_like(responses: dict, event: gr.LikeData) -> None:
-        index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        response = responses.get(str(index))
-        if response is None:
-            logger.warning("feedback for unknown message %s ignored", index)
-            return
-        rating = _rating(event.liked)
-        info = pipeline.info()
-        store.append(FeedbackRecord.from_response(response, rating, info=info, message_index=index))
+    def on_like(responses: dict, event: gr.LikeData, request: Any = None) -> dict:
+        rated = intranet.chat_rating(responses, event.index, event.liked)  # validated, once
+        if rated is None:
+            return responses
+        index, response, rating = rated
+        user = intranet.chat_user(identity, request)
+        record = FeedbackRecord.from_response(
+            response, rating, info=pipeline.info(), message_index=index
+        )
+        store.append(intranet.with_user(record, user))
         gr.Info("谢谢反馈！Thanks for the feedback.")
+        return {k: v for k, v in responses.items() if k != str(index)}
 
     # Gradio finds LikeData through the type hint; with postponed annotations and a lazy
     # ``import gradio`` the string "gr.LikeData" cannot be resolved, so set the real class.
     on_like.__annotations__["event"] = gr.LikeData
+    respond.__annotations__["request"] = on_like.__annotations__["request"] = gr.Request
 
     with gr.Blocks(title=title) as demo:
-        gr.HTML(f"<h2 style='margin:0.2em 0'>{escape(title)}</h2>")
+        gr.HTML(f"<h1 style='margin:0.2em 0;font-size:1.5em'>{escape(title)}</h1>")
         # A callable value is evaluated on every page load, so the line follows a reload.
         gr.HTML(lambda: render_info_html(pipeline.info()), elem_id="ludao-info")
         chatbot = gr.Chatbot(
@@ -170,7 +176,7 @@ def build_demo(
         progress_opts = {"show_progress": "full", "show_progress_on": [chatbot]}
         question.submit(respond, *io, api_name="ask", **progress_opts)
         send.click(respond, *io, api_visibility="private", **progress_opts)
-        chatbot.like(on_like, [responses], None, api_visibility="private")
+        chatbot.like(on_like, [responses], [responses], api_visibility="private")
         # Feedback maps message positions to responses: clearing the chat clears the map.
         chatbot.clear(dict, None, [responses], api_visibility="private")
 
@@ -191,6 +197,8 @@ def create_app(
     max_queue: int = 64,
     admin_token: str | None = None,
     upload_dir: str | os.PathLike[str] | None = None,
+    security: WebSecurity | None = None,
+    identity: Identity | None = None,
 ) -> FastAPI:
     """FastAPI app with ``POST /api/ask``, ``GET /healthz``, ``/gradio.js`` and the chat at ``/``.
 
@@ -198,61 +206,55 @@ def create_app(
     login on the chat and HTTP Basic on ``/api/ask``. ``cors_origins`` replaces Gradio's own CORS
     handling with an explicit allow-list for pages on other origins. A pipeline with a
     ``reload()`` method (``qa.reloading.ReloadablePipeline``) also gets ``POST /api/reload``,
-    guarded by ``admin_token`` (or loopback only when there is none). With ``upload_dir`` (a
-    folder of the corpus), ``POST /api/documents`` stores an uploaded file there under a safe
-    name and reloads, under the same guard.
+    guarded by ``admin_token`` (one is generated under ``$LUDAO_HOME`` when none is given). With
+    ``upload_dir`` (a folder of the corpus), ``POST /api/documents`` stores an uploaded file
+    there under a safe name and reloads, under the same guard. ``security`` and ``identity``
+    (``qa.web.intranet``) replace ``auth``/``cors_origins``/``admin_token`` when given.
     """
     import gradio as gr
 
     root_path = root_path.rstrip("/")
-    app = FastAPI(
-        title="Ludao", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None
-    )
+    app = FastAPI(title="Ludao", docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
     if root_path:
         app.add_middleware(RootPathMiddleware, root_path=root_path)
-    if cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(cors_origins),
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["*"],
-        )
+    security, identity = intranet.resolve(
+        auth=auth, cors_origins=cors_origins, admin_token=admin_token, security=security,
+        identity=identity,
+    )  # fmt: skip
+    intranet.secure(app, security)  # CORS allow-list, CSP, hosts, proxies, Gradio limits
 
     api = APIRouter(route_class=BodyLimitRoute)
 
     @api.post("/api/ask")
     def ask(body: AskRequest, request: Request) -> dict[str, Any]:
-        if auth is not None:
-            check_basic_auth(request, auth)
+        user = identity.from_request(request)
         try:
-            response = pipeline.ask(body.question, top_k=body.top_k)
+            options = {"top_k": body.top_k, **body.history_options()}
+            response = intranet.ask_as(pipeline, body.question, user, **options)
         except QuestionError as exc:
             raise HTTPException(400, str(exc)) from exc
         return response.to_dict()
 
-    feedback = FeedbackStore(
+    feedback = open_feedback(  # a database URL (qa.records) or a JSONL file
         feedback_path if feedback_path is not None else ludao_home() / "feedback.jsonl"
     )
 
     @api.post("/api/feedback", status_code=201)
     def post_feedback(body: FeedbackRequest, request: Request) -> dict[str, Any]:
-        if auth is not None:
-            check_basic_auth(request, auth)
-        feedback.append(FeedbackRecord.from_api(**body.model_dump(), info=pipeline.info()))
+        user = identity.from_request(request)
+        record = FeedbackRecord.from_api(**body.model_dump(), info=pipeline.info())
+        feedback.append(intranet.with_user(record, user))
         return {"stored": True}
 
     if callable(getattr(pipeline, "reload", None)):
-        add_reload_route(api, pipeline, admin_token)  # type: ignore[arg-type]
+        add_reload_route(api, pipeline, identity)  # type: ignore[arg-type]
     if upload_dir is not None:
-        add_upload_route(app, upload_dir, pipeline, admin_token)
+        add_upload_route(app, upload_dir, pipeline, identity)
     app.include_router(api)
+    add_store_checks(app, pipeline)  # 503 with the reason while a shared vector store is down
+    add_widget_routes(app, pipeline, feedback=feedback, identity=identity)  # /widget.js, /widget
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", **pipeline.info().to_dict()}
+    intranet.add_healthz(app, pipeline, identity)  # counts for all, details for admins
 
     frontend = Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js"
 
@@ -263,12 +265,7 @@ def create_app(
             frontend, media_type="text/javascript", headers={"Access-Control-Allow-Origin": "*"}
         )
 
-    example_page = EXAMPLES_DIR / "intranet.html"
-    if example_page.is_file():
-
-        @app.get("/examples/intranet.html", include_in_schema=False)
-        def intranet_example() -> FileResponse:
-            return FileResponse(example_page, media_type="text/html")
+    intranet.add_example_routes(app, EXAMPLES_DIR)  # strict CSP; ?src= same-origin only
 
     demo = build_demo(
         pipeline,
@@ -277,13 +274,16 @@ def create_app(
         feedback=feedback,
         concurrency_limit=concurrency_limit,
         max_queue=max_queue,
+        identity=identity,
     )
     return gr.mount_gradio_app(
         app,
         demo,
         path="/",
         root_path=root_path or None,
-        auth=auth,
+        auth=identity.gradio_auth(),
+        auth_dependency=identity.gradio_auth_dependency(),
+        max_file_size=1,
         auth_message="鹭岛 Ludao — 请登录 Please log in",
         css=CSS,
         footer_links=["api", "settings"],
@@ -322,25 +322,24 @@ def serve(settings: Settings, server: ServeSettings) -> None:
     if server.watch > 0:
         pipeline.start_watching(server.watch)
     default_corpus = settings.corpus == Settings().corpus
+    security, identity = intranet.from_serve_settings(server)
     app = create_app(
         pipeline,
         root_path=server.root_path,
         auth=server.login,
         cors_origins=server.cors_origins,
         examples=None if default_corpus else [],
-        feedback_path=settings.home_dir / "feedback.jsonl",
+        feedback_path=database_url(settings),  # SQLite under LUDAO_HOME unless configured
         concurrency_limit=server.concurrency,
         max_queue=server.max_queue,
         admin_token=server.admin_token or None,
         upload_dir=server.upload_dir or None,
+        security=security,
+        identity=identity,
     )
-    uvicorn.run(
-        app,
-        host=server.host,
-        port=server.port,
-        proxy_headers=True,
-        forwarded_allow_ips=server.forwarded_allow_ips,
-    )
+    # Forwarded headers are applied by qa.web.security.ProxyHeaders, which also needs to know
+    # the real peer to decide whether a user header can be believed.
+    uvicorn.run(app, host=server.host, port=server.port, proxy_headers=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -66,8 +66,18 @@ def cli(verbose: int, quiet: bool) -> None:
     metavar="PATTERN",
     help="Leave out files or folders matching this glob (e.g. 'drafts/*'; repeatable).",
 )
+@click.option(
+    "--store",
+    type=click.Choice(["faiss", "milvus"]),
+    default=None,
+    help="Vector store to fill (default LUDAO_VECTOR_STORE or faiss; milvus: LUDAO_MILVUS_URI).",
+)
 def index(
-    paths: tuple[str, ...], rebuild: bool, include: tuple[str, ...], exclude: tuple[str, ...]
+    paths: tuple[str, ...],
+    rebuild: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    store: str | None,
 ) -> None:
     """Build (or reuse) the index of PATHS (files or folders; default: the default corpus).
 
@@ -76,13 +86,14 @@ def index(
     """
     try:
         from .corpus import corpus_from_settings
-        from .index import locate_index, update_index
+        from .stores import open_searcher
 
-        settings = _settings(paths, include=include or None, exclude=exclude or None)
-        where = locate_index(settings)
-        index_dir = where.index_dir
+        settings = _settings(
+            paths, include=include or None, exclude=exclude or None, vector_store=store
+        )
         corpus = corpus_from_settings(settings)
-        update = update_index(corpus, where.encoder, index_dir, rebuild=rebuild)
+        update = open_searcher(settings, rebuild=rebuild, corpus=corpus)
+        index_dir = update.location
     except LudaoError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
@@ -90,7 +101,7 @@ def index(
             {
                 "index_dir": str(index_dir),
                 "documents": len(corpus.documents) - len(update.excluded),
-                "passages": len(update.retriever),
+                "passages": update.passages,
                 **update.counts(),
                 "excluded_documents": update.excluded,
                 "dropped_paragraphs": sum(d.dropped_paragraphs for d in corpus.documents),
@@ -110,20 +121,52 @@ def index(
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Passages to retrieve.")
 @click.option("--reader", default=None, help="'sentence', a reader folder or a hub id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON contract of design.md.")
+@click.option(
+    "--after",
+    multiple=True,
+    metavar="QUESTION",
+    help="An earlier question of the conversation, oldest first (repeatable); QUESTION may "
+    "lean on it (那2020年呢？).",
+)
+@click.option(
+    "--history-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Earlier turns, before any --after: a JSON list or JSONL of questions or "
+    '{"question", "answer"} objects.',
+)
+@click.option(
+    "--as-groups",
+    default=None,
+    metavar="GROUPS",
+    help="Answer as a user of these comma-separated access groups ('' = everyone only); "
+    "default: every document.",
+)
 def ask(
-    question: str, corpus: tuple[str, ...], top_k: int | None, reader: str | None, as_json: bool
+    question: str,
+    corpus: tuple[str, ...],
+    top_k: int | None,
+    reader: str | None,
+    as_json: bool,
+    after: tuple[str, ...],
+    history_file: str | None,
+    as_groups: str | None,
 ) -> None:
-    """Answer QUESTION from the corpus."""
+    """Answer QUESTION from the corpus (as a follow-up of --after / --history-file turns)."""
+    from .conversation import ask_options, conversation_turns
     from .pipeline import Pipeline
 
     try:
-        pipeline = Pipeline.from_settings(_settings(corpus, reader=reader))
-        response = pipeline.ask(question, top_k=top_k)
+        pipeline = _scoped(Pipeline.from_settings(_settings(corpus, reader=reader)), as_groups)
+        turns = conversation_turns(pipeline, after, history_file, top_k=top_k)
+        response = pipeline.ask(question, top_k=top_k, **ask_options(turns))
     except LudaoError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(response.to_dict(), ensure_ascii=False))
         return
+    if response.interpreted_as:
+        click.echo(f"理解为 Understood as: {response.interpreted_as}")
     if response.no_answer:
         click.echo("The documents do not say. / 文档中没有找到答案。")
     elif response.answers:
@@ -132,6 +175,15 @@ def ask(
     for i, hit in enumerate(response.hits, 1):
         where = f"p. {hit.passage.page}" if hit.passage.page else f"chars {hit.passage.orig_start}"
         click.echo(f"[{i}] {hit.passage.title} ({where}): {hit.passage.text[:120]}")
+
+
+def _scoped(pipeline: Any, as_groups: str | None) -> Any:
+    """``pipeline``, or the same answering only from what ``--as-groups`` may read."""
+    if as_groups is None:
+        return pipeline
+    from .access import GroupScoped, parse_groups
+
+    return GroupScoped(pipeline, parse_groups(as_groups))
 
 
 @cli.command(name="eval")
@@ -143,6 +195,13 @@ def ask(
 @click.option("--top-k", type=click.IntRange(1, 50), default=5)
 @click.option("--reader", default=None, help="'sentence', a reader folder or a hub id.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--as-groups",
+    default=None,
+    metavar="GROUPS",
+    help="Answer as a user of these comma-separated access groups ('' = everyone only); "
+    "default: every document.",
+)
 def eval_command(
     file: str,
     corpus: tuple[str, ...],
@@ -152,6 +211,7 @@ def eval_command(
     top_k: int,
     reader: str | None,
     as_json: bool,
+    as_groups: str | None,
 ) -> None:
     """Score Ludao on FILE (SQuAD JSON or JSONL questions)."""
     from .eval.question_files import load_examples
@@ -181,7 +241,7 @@ def eval_command(
                 pipeline = Pipeline.from_settings(settings)
                 mode = "knowledge base"
             model = pipeline.reader
-            ask_fn = pipeline_asker(pipeline, top_k)
+            ask_fn = pipeline_asker(_scoped(pipeline, as_groups), top_k)
             embed, retrieval = settings.embedding_model, True
         report, preds = evaluate(
             examples,

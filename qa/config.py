@@ -113,6 +113,9 @@ class Settings(_Loadable):
     """Glob patterns a file in a corpus folder must match (``ludao index --include``)."""
     exclude: tuple[str, ...] = ()
     """Glob patterns of files or folders to leave out (``ludao index --exclude``)."""
+    access_rules: tuple[str, ...] = field(default=(), metadata={"separator": ";"})
+    """Who may read what (``qa.access``): ``"pattern=group|group"`` entries (``;``-separated in
+    ``LUDAO_ACCESS_RULES``); files no rule matches belong to everyone."""
     # Speed options (issue #6); each is measured in benchmarks/speed.py. 0 = off.
     reader_precision: str = "auto"
     """fp32, bf16, int8 or auto (bf16 where the CPU multiplies bf16 natively, else fp32)."""
@@ -126,6 +129,18 @@ class Settings(_Loadable):
     query_engine: str = "torch"
     embedding_precision: str = "auto"
     """As ``reader_precision``; int8 changes the index's model id (a separate index)."""
+    # Storage (issue #15, qa.stores and qa.records); all optional extras but the default.
+    vector_store: str = "faiss"
+    """``faiss`` (the saved folder, in process) or ``milvus`` (``ludao[milvus]``)."""
+    milvus_uri: str = ""
+    """A Milvus Lite ``.db`` file or ``http://host:19530`` (default ``$LUDAO_HOME/milvus.db``)."""
+    milvus_token: str = ""
+    milvus_collection: str = ""
+    """Collection name (default: one named after the embedding model)."""
+    database_url: str = ""
+    """SQLAlchemy URL for feedback and other records (default: SQLite file
+    ``$LUDAO_HOME/records.sqlite``); ``postgresql+psycopg://user:pass@host/db`` needs
+    ``ludao[postgres]``."""
 
     @property
     def home_dir(self) -> Path:
@@ -183,12 +198,72 @@ class ServeSettings(_Loadable):
         default="", metadata=_help("password of --username; prefer LUDAO_PASSWORD")
     )
     forwarded_allow_ips: str = field(
-        default="127.0.0.1", metadata=_help("proxies whose X-Forwarded-* headers are trusted")
+        default="127.0.0.1",
+        metadata=_help(
+            "comma-separated proxy addresses/networks whose X-Forwarded-* and user headers are "
+            "trusted ('*' is refused)"
+        ),
+    )
+    # Intranet settings (issue #13, qa.web.security and qa.web.identity; docs/intranet.md).
+    frame_ancestors: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "separator": ",",
+            "help": "comma-separated origins whose pages may frame the app, besides its own "
+            "(default: the CORS origins); the CSP frame-ancestors directive",
+        },
+    )
+    allowed_hosts: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "separator": ",",
+            "help": "comma-separated Host names the server answers to (default: localhost, this "
+            "machine's names and --host); others get 400 (DNS rebinding)",
+        },
+    )
+    user_header: str = field(
+        default="",
+        metadata=_help(
+            "header with the user name set by a trusted proxy (e.g. Remote-User or "
+            "X-Forwarded-User); empty: off"
+        ),
+    )
+    groups_header: str = field(
+        default="", metadata=_help("header with the user's comma-separated groups (Remote-Groups)")
+    )
+    users_file: str = field(
+        default="",
+        metadata=_help("TOML file of built-in logins with groups: [users.NAME] password, groups"),
+    )
+    admin_group: str = field(
+        default="admin", metadata=_help("group whose logged-in users may make admin calls")
+    )
+    login_failures_per_minute: int = field(
+        default=10, metadata=_help("failed logins per client address and minute before 429")
     )
 
     def __post_init__(self) -> None:
         if bool(self.username) != bool(self.password):
             raise ValueError("set both LUDAO_USERNAME and LUDAO_PASSWORD, or neither")
+        if "*" in self.trusted_proxy_list():
+            raise ValueError("'*' as LUDAO_FORWARDED_ALLOW_IPS lets anyone forge addresses, users")
+        if any("*" in origin for origin in self.cors_origins):
+            raise ValueError("'*' cannot be a CORS origin (the chat uses credentials)")
+
+    def trusted_proxy_list(self) -> tuple[str, ...]:
+        """``forwarded_allow_ips`` as a list."""
+        return tuple(p.strip() for p in self.forwarded_allow_ips.split(",") if p.strip())
+
+    def trusted_hosts(self) -> tuple[str, ...]:
+        """``allowed_hosts``, or loopback names, this machine's names and the listening host."""
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        import socket
+
+        names = {"localhost", "127.0.0.1", "::1", "[::1]", socket.gethostname(), socket.getfqdn()}
+        if self.host not in ("0.0.0.0", "::", ""):
+            names.add(self.host)
+        return tuple(sorted(n for n in names if n))
 
     @property
     def login(self) -> tuple[str, str] | None:

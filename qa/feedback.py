@@ -63,6 +63,8 @@ class FeedbackRecord:
     comment: str | None = None
     message_index: int | None = None
     """Position of the rated reply in the chat."""
+    user: str = "anonymous"
+    """Who rated (``qa.access.User.name``); ``"anonymous"`` without a login."""
     reader: str | None = None
     embedding_model: str | None = None
     corpus: tuple[str, ...] | None = None

@@ -7,10 +7,13 @@ import os
 import sys
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from .access import DocumentAccess
 from .answer_cache import AnswerCache, normalise_question
 from .config import Settings
+from .conversation import Turn, parse_history, resolver_for
 from .errors import QuestionError
 from .readers import Reader, reader_from_settings
 from .retrieval import Retriever
@@ -49,27 +52,61 @@ class Pipeline:
     description: dict = field(default_factory=dict)
     cache_size: int = 0
     """Answers kept for repeated questions (0 = off); emptied when the index or reader changes."""
+    access: DocumentAccess | None = None
+    """Document groups (``qa.access``); ``ask(groups=...)`` searches only what those may read."""
 
     def __post_init__(self) -> None:
         self.cache = AnswerCache(self.cache_size)
 
-    def ask(self, question: str, top_k: int | None = None) -> Response:
-        """Answer ``question`` from the indexed passages; answers best first, with citations."""
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        *,
+        groups: frozenset[str] | None = None,
+        history: Sequence[Turn | str | dict] | None = None,
+    ) -> Response:
+        """Answer ``question`` from the indexed passages; answers best first, with citations.
+
+        ``groups`` are the asking user's (``qa.access.User.groups``): only passages of documents
+        they may read are searched, and cached answers are shared only between callers who may
+        read the same passages. ``None`` (the operator's CLI) searches everything.
+
+        ``history`` holds the conversation's earlier turns, oldest first (``qa.conversation``):
+        a follow-up that leans on them is answered as the question it stands for, reported in
+        ``Response.interpreted_as``, and cached under that question.
+        """
         if top_k is None:
             top_k = self.top_k
         if not 1 <= top_k <= 50:
             raise QuestionError("top_k must be between 1 and 50")
         text = clean_question(question, max_chars=self.max_question_chars)
         t0 = time.perf_counter()
-        key = (normalise_question(text), top_k, self.reader_top_k)
+        asked, interpreted = self._interpret(text, history)
+        allowed = self.access.allowed_rows(groups) if self.access is not None else None
+        key = (normalise_question(asked), top_k, self.reader_top_k, allowed)
         owners = self._cache_owners()
         cached = self.cache.get(key, owners)
         if cached is not None:
             ms = (time.perf_counter() - t0) * 1000
-            return replace(cached, question=text, timings_ms={"cache": ms, "total": ms})
-        response = self._answer(text, top_k)
+            timings = {"cache": ms, "total": ms}
+            return replace(cached, question=text, interpreted_as=interpreted, timings_ms=timings)
+        response = self._answer(asked, top_k, allowed)
         self.cache.put(key, owners, response)
-        return response
+        return replace(response, question=text, interpreted_as=interpreted)
+
+    def _interpret(
+        self, text: str, history: Sequence[Turn | str | dict] | None
+    ) -> tuple[str, str | None]:
+        """The question to answer and, for a follow-up, the self-contained one it stands for."""
+        if not history:
+            return text, None
+        turns = parse_history(history)
+        resolution = resolver_for(getattr(self.retriever, "passages", ())).resolve(text, turns)
+        rebuilt = resolution.interpreted_as
+        if rebuilt is None or len(rebuilt) > self.max_question_chars:
+            return text, None
+        return rebuilt, rebuilt
 
     def _cache_owners(self) -> tuple[object, ...]:
         """The objects a cached answer depends on; replacing any of them empties the cache."""
@@ -81,9 +118,10 @@ class Pipeline:
             getattr(retriever, "dense_index", None),
         )
 
-    def _answer(self, text: str, top_k: int) -> Response:
+    def _answer(self, text: str, top_k: int, allowed: frozenset[int] | None = None) -> Response:
         t0 = time.perf_counter()
-        hits = self.retriever.search(text, top_k=top_k)
+        scope = {"allowed": allowed} if allowed is not None else {}
+        hits = self.retriever.search(text, top_k=top_k, **scope)
         t1 = time.perf_counter()
         reading = self.reader.read(text, [h.passage for h in hits], top_k=self.reader_top_k)
         t2 = time.perf_counter()
@@ -110,14 +148,27 @@ class Pipeline:
             described["corpus"] = tuple(described["corpus"])
         return PipelineInfo(**described, reader=self.reader.name)
 
+    def visible_counts(self, groups: frozenset[str] | None) -> dict[str, int]:
+        """Documents and passages a user of ``groups`` may read (what ``/healthz`` counts)."""
+        passages = getattr(self.retriever, "passages", ())
+        allowed = self.access.allowed_rows(groups) if self.access is not None else None
+        rows = range(len(passages)) if allowed is None else allowed
+        return {
+            "documents": len({passages[i].doc_id for i in rows}),
+            "passages": len(rows),
+        }
+
     @classmethod
     def from_settings(cls, settings: Settings, *, rebuild: bool = False) -> Pipeline:
         """Open (or build) the index of ``settings.corpus`` and load the configured reader."""
         # Imported here: ``import qa`` stays free of the corpus walker and the index format.
         from .corpus import corpus_from_settings
         from .index import locate_index, update_index
+        from .index.labels import document_access
 
         apply_thread_settings(settings.torch_threads, settings.omp_wait_policy)
+        if settings.vector_store != "faiss":  # a shared store (qa.stores): Milvus
+            return cls._from_store(settings, rebuild=rebuild)
         where = locate_index(settings)
         index_dir = where.index_dir
         retriever = update_index(
@@ -129,6 +180,7 @@ class Pipeline:
             dense_weight=settings.dense_weight,
             sparse_weight=settings.sparse_weight,
         ).retriever
+        access = document_access(settings, index_dir, retriever.passages)
         reader = reader_from_settings(settings)
         description = {
             "corpus": list(settings.corpus),
@@ -145,6 +197,29 @@ class Pipeline:
             reader_top_k=settings.reader_top_k,
             max_question_chars=settings.max_question_chars,
             description=description,
+            cache_size=settings.answer_cache_size,
+            access=access,
+        )
+
+    @classmethod
+    def _from_store(cls, settings: Settings, *, rebuild: bool) -> Pipeline:
+        """The pipeline over a shared vector store; its searcher filters groups in the engine."""
+        from .stores import open_searcher
+
+        opened = open_searcher(settings, rebuild=rebuild)
+        return cls(
+            retriever=opened.searcher,  # type: ignore[arg-type]  # qa.stores.Searcher
+            reader=reader_from_settings(settings),
+            top_k=settings.top_k,
+            reader_top_k=settings.reader_top_k,
+            max_question_chars=settings.max_question_chars,
+            description={
+                "corpus": list(settings.corpus),
+                "documents": opened.documents,
+                "passages": opened.passages,
+                "embedding_model": settings.embedding_model,
+                "index_dir": opened.location,
+            },
             cache_size=settings.answer_cache_size,
         )
 

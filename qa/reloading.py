@@ -102,10 +102,10 @@ class ReloadablePipeline:
     def current(self) -> Pipeline:
         return self._current
 
-    def ask(self, question: str, top_k: int | None = None) -> Response:
+    def ask(self, question: str, top_k: int | None = None, **options: Any) -> Response:
         # One attribute read: the whole question is answered by the pipeline read here, even if
-        # a reload swaps the reference meanwhile.
-        return self._current.ask(question, top_k=top_k)
+        # a reload swaps the reference meanwhile. ``options`` (history=, …) go to Pipeline.ask.
+        return self._current.ask(question, top_k=top_k, **options)
 
     def info(self) -> PipelineInfo:
         return replace(self._current.info(), generation=self.generation)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -191,8 +192,14 @@ class Retriever:
 
     # -- searching --------------------------------------------------------------------------
 
-    def search(self, query: str, top_k: int = 5) -> list[Hit]:
+    def search(
+        self, query: str, top_k: int = 5, *, allowed: AbstractSet[int] | None = None
+    ) -> list[Hit]:
         """The ``top_k`` passages for ``query``, best first, with fused scores and both ranks.
+
+        ``allowed`` (passage positions, from ``qa.access.DocumentAccess.allowed_rows``) limits
+        the search to those rows *before* ranking: the others are never scored, so they cannot
+        be read, cited or counted. ``None`` searches everything.
 
         Raises:
             QuestionError: the query is empty.
@@ -202,17 +209,17 @@ class Retriever:
             raise QuestionError("the question is empty")
         if not self.is_built:
             raise RuntimeError("Retriever.search before build(): call build() first")
-        if top_k < 1 or not self.passages:
+        if top_k < 1 or not self.passages or (allowed is not None and not allowed):
             return []
         depth = max(self.candidates, top_k)
         rankings: list[tuple[list[int], float]] = []
         dense_ids: list[int] = []
         sparse_ids: list[int] = []
         if self.dense_weight > 0:
-            dense_ids = self.dense_ranking(query, depth)
+            dense_ids = self.dense_ranking(query, depth, allowed=allowed)
             rankings.append((dense_ids, self.dense_weight))
         if self.sparse_weight > 0:
-            sparse_ids = self.sparse_ranking(query, depth)
+            sparse_ids = self.sparse_ranking(query, depth, allowed=allowed)
             rankings.append((sparse_ids, self.sparse_weight))
         dense_rank = {doc: i + 1 for i, doc in enumerate(dense_ids)}
         sparse_rank = {doc: i + 1 for i, doc in enumerate(sparse_ids)}
@@ -226,15 +233,27 @@ class Retriever:
             for doc, score in rrf_fuse(rankings, rrf_k=self.rrf_k)[:top_k]
         ]
 
-    def dense_ranking(self, query: str, k: int) -> list[int]:
-        """Passage positions by cosine similarity to the query, best first (at most ``k``)."""
+    def dense_ranking(
+        self, query: str, k: int, *, allowed: AbstractSet[int] | None = None
+    ) -> list[int]:
+        """Passage positions by cosine similarity to the query, best first (at most ``k``).
+
+        With ``allowed``, only those rows are scored (exactly, from the saved vectors).
+        """
         if self.dense_index is None or len(self.dense_index) == 0:
             return []
+        if allowed is not None:
+            return allowed_dense_ranking(self.vectors, self.encoder.encode_query(query), allowed, k)
         _, ids = self.dense_index.search(self.encoder.encode_query(query), k)
         return [int(i) for i in ids[0] if i >= 0]
 
-    def sparse_ranking(self, query: str, k: int) -> list[int]:
-        """Passage positions by BM25 score, best first; passages sharing no term are left out."""
+    def sparse_ranking(
+        self, query: str, k: int, *, allowed: AbstractSet[int] | None = None
+    ) -> list[int]:
+        """Passage positions by BM25 score, best first; passages sharing no term are left out.
+
+        With ``allowed``, the other rows' scores are zeroed before anything is ranked.
+        """
         if self._bm25 is None:
             return []
         # bm25s.get_scores fails on an empty token list; out-of-vocabulary tokens are dropped
@@ -243,11 +262,29 @@ class Retriever:
         if not token_ids:
             return []
         scores = np.asarray(self._bm25.get_scores_from_ids(token_ids), dtype=np.float64)
+        if allowed is not None:
+            mask = np.zeros(len(scores), dtype=bool)
+            mask[np.fromiter(allowed, dtype=np.int64, count=len(allowed))] = True
+            scores = np.where(mask, scores, 0.0)
         matched = np.flatnonzero(scores > 0)
         if len(matched) > k:
             matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
         order = np.lexsort((matched, -scores[matched]))
         return [int(i) for i in matched[order]]
+
+
+def allowed_dense_ranking(
+    vectors: np.ndarray, query: np.ndarray, allowed: AbstractSet[int], k: int
+) -> list[int]:
+    """The ``k`` best of the ``allowed`` rows by inner product with ``query``, best first.
+
+    Exact and independent of the index structure, so a filtered search never needs the
+    approximate index to return enough allowed rows; ties go to the smaller position.
+    """
+    rows = np.fromiter(sorted(allowed), dtype=np.int64, count=len(allowed))
+    scores = vectors[rows] @ np.asarray(query, dtype=np.float32).reshape(-1)
+    order = np.lexsort((rows, -scores))[:k]
+    return [int(r) for r in rows[order]]
 
 
 def check_vectors(vectors: np.ndarray, count: int, what: str) -> np.ndarray:

@@ -118,6 +118,9 @@ class Response:
     no_answer: bool
     reader: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    interpreted_as: str | None = None
+    """The self-contained question answered when ``question`` was a follow-up that leaned on
+    the conversation's history (``qa.conversation``); ``None`` when it stood alone."""
 
     def to_dict(self) -> dict:
         """The JSON contract of ``ludao ask --json`` and ``POST /api/ask``."""
@@ -151,6 +154,7 @@ class Response:
             ],
             "reader": self.reader,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "interpreted_as": self.interpreted_as,
         }
 
 

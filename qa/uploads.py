@@ -22,6 +22,7 @@ from .errors import LudaoError
 logger = logging.getLogger(__name__)
 
 MAX_NAME_CHARS = 120
+MAX_NAME_BYTES = 200
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\.|$)", re.IGNORECASE)
 
@@ -59,6 +60,9 @@ def safe_upload_name(name: object, allowed_suffixes: Iterable[str]) -> str:
     if _RESERVED.match(name):
         stem = f"_{stem}"
     stem = stem[: MAX_NAME_CHARS - len(suffix)] or "document"
+    # File systems limit a name's *bytes* (255 on ext4): 120 Chinese characters are 360.
+    while len((stem + suffix).encode("utf-8")) > MAX_NAME_BYTES and len(stem) > 1:
+        stem = stem[:-1]
     return stem + suffix
 
 

@@ -73,8 +73,11 @@ def pipeline(corpus: Path) -> Pipeline:
 def client(pipeline: Pipeline, tmp_path: Path):
     from fastapi.testclient import TestClient
 
-    app = ui.create_app(pipeline, feedback_path=tmp_path / "f.jsonl", upload_dir=tmp_path / "up")
+    app = ui.create_app(
+        pipeline, feedback_path=tmp_path / "f.jsonl", upload_dir=tmp_path / "up", admin_token="t"
+    )
     with TestClient(app, client=("127.0.0.1", 50000)) as test_client:
+        test_client.headers["authorization"] = "Bearer t"  # admin: uploads need the token
         yield test_client
 
 
@@ -250,11 +253,12 @@ def test_upload_endpoint_rejects(client, tmp_path: Path, filename, data, status)
     assert not any((tmp_path / "up").glob("*")) if (tmp_path / "up").exists() else True
 
 
-def test_upload_endpoint_needs_admin_from_other_machines(pipeline, tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["10.0.0.9", "127.0.0.1"])
+def test_upload_endpoint_needs_admin_even_from_this_machine(pipeline, tmp_path, host) -> None:
     from fastapi.testclient import TestClient
 
     app = ui.create_app(pipeline, feedback_path=tmp_path / "f.jsonl", upload_dir=tmp_path / "up")
-    with TestClient(app, client=("10.0.0.9", 50000)) as c:
+    with TestClient(app, client=(host, 50000)) as c:
         response = c.post("/api/documents", files={"file": ("a.txt", b"text", "text/plain")})
-    assert response.status_code == 403
+    assert response.status_code == 401
     assert not (tmp_path / "up" / "a.txt").exists()

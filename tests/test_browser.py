@@ -197,7 +197,8 @@ def _app_for_page(kind: str, page_port: int, tmp_path: Path) -> Iterator[tuple[s
             yield f"http://localhost:{page_port}/intranet.html?src={url}", url
 
 
-@pytest.mark.parametrize("kind", ["cross-origin", "explicit-cors", "same-origin"])
+# No "cross-origin without an allow-list" case: since issue #13 that is refused by default.
+@pytest.mark.parametrize("kind", ["explicit-cors", "same-origin"])
 def test_intranet_example_embeds_the_chat(driver, page_server, tmp_path, kind):
     with _app_for_page(kind, page_server, tmp_path) as (page, app_url):
         driver.get(page)
@@ -218,3 +219,15 @@ def test_intranet_example_embeds_the_chat(driver, page_server, tmp_path, kind):
         finally:
             driver.switch_to.default_content()
         shoot(driver, f"intranet-{kind}-iframe.png")
+
+
+def test_example_page_on_ludao_ignores_a_foreign_src(driver, tmp_path):
+    """Issue #13: ``?src=http://attacker/`` must not load the attacker's script on Ludao."""
+    app = ui.create_app(FakePipeline(), feedback_path=tmp_path / "f.jsonl")
+    with serve(app) as url:
+        driver.get(f"{url}examples/intranet.html?src=http://127.0.0.1:9/")
+        assert driver.find_element(By.ID, "ludao-src").text == url
+        sources = driver.execute_script("return Array.from(document.scripts).map(s => s.src)")
+        assert sources and not any(s.startswith("http://127.0.0.1:9/") for s in sources)
+        ask(driver, QUESTION, scope="gradio-app")
+        assert wait_for(driver, "gradio-app .ludao-reply mark")[0].text == "3.46%"

@@ -137,15 +137,14 @@ def _client(app, host: str = "testclient"):
     return TestClient(app, client=(host, 50000))
 
 
-def test_reload_endpoint_from_loopback_without_token(tmp_path):
+def test_reload_endpoint_needs_the_token_even_from_loopback(tmp_path):
     live = ReloadablePipeline(Factory(), corpus=[tmp_path])
-    app = ui.create_app(live, feedback_path=tmp_path / "f.jsonl")
+    app = ui.create_app(live, feedback_path=tmp_path / "f.jsonl", admin_token="t0ken")
     with _client(app, "127.0.0.1") as c:
-        r = c.post("/api/reload")
+        assert c.post("/api/reload").status_code == 401  # "local" is not admin (issue #13)
+        r = c.post("/api/reload", headers={"authorization": "Bearer t0ken"})
         assert r.status_code == 200 and r.json()["reloaded"] and r.json()["generation"] == 2
         assert c.get("/healthz").json()["generation"] == 2
-    with _client(app, "10.1.2.3") as c:
-        assert c.post("/api/reload").status_code == 403
 
 
 def test_reload_endpoint_with_token(tmp_path):
@@ -162,10 +161,10 @@ def test_reload_endpoint_with_token(tmp_path):
 def test_failed_reload_is_a_500_with_a_message(tmp_path):
     factory = Factory()
     live = ReloadablePipeline(factory, corpus=[tmp_path])
-    app = ui.create_app(live, feedback_path=tmp_path / "f.jsonl")
+    app = ui.create_app(live, feedback_path=tmp_path / "f.jsonl", admin_token="t0ken")
     factory.fail_with = LudaoError("no readable documents found in /x")
     with _client(app, "127.0.0.1") as c:
-        r = c.post("/api/reload")
+        r = c.post("/api/reload", headers={"authorization": "Bearer t0ken"})
         assert r.status_code == 500 and "no readable documents" in r.json()["error"]
         assert c.post("/api/ask", json={"question": "问题？"}).json()["reader"] == "build-1"
 

@@ -137,12 +137,15 @@ def pipeline() -> FakePipeline:
     return FakePipeline()
 
 
+ADMIN_TOKEN = "test-admin-token"
+
+
 @pytest.fixture(scope="module")
 def client(pipeline, tmp_path_factory):
     from fastapi.testclient import TestClient
 
     feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
-    app = ui.create_app(pipeline, feedback_path=feedback)
+    app = ui.create_app(pipeline, feedback_path=feedback, admin_token=ADMIN_TOKEN)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -248,8 +251,10 @@ def test_api_ask_matches_the_contract(client, pipeline):
     )
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"question", "answers", "no_answer", "passages", "reader", "timings_ms"}
-    assert body == make_response().to_dict()
+    assert set(body) == {
+        "question", "answers", "no_answer", "passages", "reader", "timings_ms", "interpreted_as"
+    }  # fmt: skip
+    assert body == make_response().to_dict() and body["interpreted_as"] is None
     assert set(body["answers"][0]) >= {"text", "score", "doc", "passage_id", "start", "end"}
     assert set(body["passages"][0]) >= {"id", "doc", "title", "text", "score"}
     assert pipeline.calls[-1] == ("2024年厦门全社会研发投入强度是多少？", 3)
@@ -307,10 +312,15 @@ def test_api_oversized_chunked_body_is_413(client):
 
 
 def test_healthz(client):
+    # Anonymous callers get the status and counts only (no server paths, issue #13) ...
     r = client.get("/healthz")
     assert r.status_code == 200
+    counts = {k: INFO_JSON[k] for k in ("documents", "passages")}
+    assert r.json() == {"status": "ok", **counts}
+    # ... admins the details, with the same keys in the same order.
+    r = client.get("/healthz", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.json() == {"status": "ok", **INFO_JSON}
-    assert list(r.json()) == ["status", *INFO_JSON]  # the same keys in the same order
+    assert list(r.json()) == ["status", *INFO_JSON]
 
 
 def test_gradio_is_mounted_with_the_ask_api(client):
@@ -565,7 +575,7 @@ def test_main_wires_settings_env_and_flags(monkeypatch, tmp_path):
 
     from fastapi.testclient import TestClient
 
-    with TestClient(served["app"]) as c:
+    with TestClient(served["app"], base_url="http://localhost") as c:  # a trusted host
         assert c.get("/ludao/healthz").status_code == 200
         assert c.post("/api/ask", json={"question": "问"}).status_code == 401
 

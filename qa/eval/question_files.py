@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..conversation import Turn, parse_history
+from ..errors import QuestionError
+
 __all__ = ["SEED_QUESTIONS", "QAExample", "load_examples", "load_squad_paragraphs"]
 
 logger = logging.getLogger(__name__)
@@ -37,13 +40,16 @@ class QAExample:
     answers: tuple[str, ...]
     context: str | None = None
     title: str = ""
+    history: tuple[Turn, ...] = ()
+    """Earlier turns of a conversation this question follows (JSONL ``"history"``), oldest first."""
 
 
 def load_examples(path: str | Path) -> list[QAExample]:
     """Read SQuAD-format JSON (each question keeps its paragraph) or JSONL question lines.
 
     JSONL lines are ``{"id", "question", "answers": [...]}``; ``answers`` may hold strings or
-    SQuAD-style ``{"text": ...}`` objects, and an optional ``context``/``title`` is kept.
+    SQuAD-style ``{"text": ...}`` objects, and an optional ``context``/``title`` is kept, as is
+    ``history`` (earlier questions, or ``{"question", "answer"}`` turns) for a follow-up.
     Questions whose text is blank (the public CMRC 2018 trial set has two) are skipped with a
     warning.
 
@@ -185,10 +191,15 @@ def _make_example(
         if value.strip() and value not in texts:
             texts.append(value)
     title = record.get("title", default_title)
+    try:
+        history = tuple(parse_history(record.get("history")))
+    except QuestionError as error:
+        raise ValueError(f"{where}: {error}") from error
     return QAExample(
         id=str(qid),
         question=question,
         answers=tuple(texts),
         context=context,
         title=str(title or ""),
+        history=history,
     )

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
+from ..conversation import Turn, ask_options, fill_answers
 from ..readers import Reader
 from ..schema import Hit, Passage
 from .latency import percentile
@@ -60,6 +61,7 @@ class Prediction:
     gold: tuple[str, ...]
     retrieved: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
+    interpreted_as: str | None = None
 
     def record(self) -> dict:
         """The ``--predictions`` line of the contract (plus gold answers, for reading failures)."""
@@ -71,6 +73,7 @@ class Prediction:
             "passage_id": self.passage_id,
             "no_answer": self.no_answer,
             "gold": list(self.gold),
+            "interpreted_as": self.interpreted_as,
         }
 
 
@@ -90,6 +93,10 @@ class EvalReport:
     reader: str
     embedding_model: str | None
     mode: str
+    followups: int = 0
+    """Questions asked after a ``history`` (follow-ups)."""
+    rewritten: float | None = None
+    """Share of those follow-ups the resolver rebuilt (``None`` without any)."""
 
     def to_dict(self) -> dict:
         def pct(x: float | None) -> float | None:
@@ -109,6 +116,8 @@ class EvalReport:
             "reader": self.reader,
             "embedding_model": self.embedding_model,
             "mode": self.mode,
+            "followups": self.followups,
+            "rewritten": pct(self.rewritten),
         }
 
 
@@ -137,8 +146,13 @@ def gold_passage_asker(reader: Reader, top_k: int = 3) -> AskFn:
 def pipeline_asker(pipeline, top_k: int = 5) -> AskFn:
     """Ask through the whole pipeline (retrieval, then reading)."""
 
+    def ask_turn(question: str, earlier: list[Turn]):
+        return pipeline.ask(question, top_k=top_k, **ask_options(earlier))
+
     def ask(example: QAExample):
-        response = pipeline.ask(example.question, top_k=top_k)
+        # Earlier turns get the answers the pipeline gives them, as in a chat; then the turn.
+        earlier = fill_answers(example.history, ask_turn) if example.history else []
+        response = ask_turn(example.question, earlier)
         return response.hits, response
 
     return ask
@@ -187,6 +201,7 @@ def evaluate(
     r1 = r5 = rr = 0.0
     answerable = 0
     latencies: list[float] = []
+    followups = rewritten = 0
     show = logger.isEnabledFor(logging.INFO)
     for ex in tqdm(examples, desc=f"eval ({mode})", disable=not show):
         t0 = time.perf_counter()
@@ -194,6 +209,9 @@ def evaluate(
         latency = (time.perf_counter() - t0) * 1000
         latencies.append(latency)
         answers = reading.answers
+        interpreted = getattr(reading, "interpreted_as", None)
+        followups += bool(ex.history)
+        rewritten += bool(ex.history and interpreted)
         best = answers[0] if answers else None
         best_text = best.text if best else ""
         prediction = "" if reading.no_answer else best_text
@@ -223,6 +241,7 @@ def evaluate(
                 gold=ex.answers,
                 retrieved=[h.passage.id for h in hits],
                 latency_ms=latency,
+                interpreted_as=interpreted,
             )
         )
     n = max(len(examples), 1)
@@ -242,6 +261,8 @@ def evaluate(
         reader=reader_name,
         embedding_model=embedding_model,
         mode=mode,
+        followups=followups,
+        rewritten=rewritten / followups if followups else None,
     )
     return report, predictions
 

@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CELL_SEPARATOR = " | "
+MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024
+"""Largest sum of uncompressed part sizes read; python-docx holds the whole XML tree in memory
+(a 78 MB ``document.xml`` took 2.1 GB and minutes), so a bigger package is refused unread."""
+MAX_RATIO = 100
+"""Largest compression ratio of one part over 1 MiB: Word's XML deflates about 5-20 times;
+hundreds of times is repetition made to exhaust the parser."""
+_RATIO_FLOOR = 1024 * 1024
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTION_STREAM = "EncryptionInfo".encode("utf-16-le")
 
@@ -43,6 +50,7 @@ def load_docx(path: Path) -> RawText:
         if _ENCRYPTION_STREAM in path.read_bytes():
             raise DocumentError(path, "encrypted: a password-protected Word file", "encrypted")
         raise DocumentError(path, "not a DOCX package (a legacy .doc file?)", "broken")
+    _check_package_size(path)
     try:
         document = docx.Document(str(path))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -57,6 +65,36 @@ def load_docx(path: Path) -> RawText:
             lines.append(block.text)
     logger.debug("%s: %d lines", path, len(lines))
     return RawText("\n".join(lines), hard_breaks=True)
+
+
+def _check_package_size(path: Path) -> None:
+    """Refuse a decompression bomb from the ZIP directory alone, before any part is inflated.
+
+    The sizes in the central directory are what the archive claims; ``zipfile`` stops reading a
+    part at its declared size, so a part cannot inflate past what is checked here.
+    """
+    try:
+        with zipfile.ZipFile(path) as package:
+            parts = package.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise DocumentError(path, f"broken DOCX: {exc}", "broken") from exc
+    total = sum(p.file_size for p in parts)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise DocumentError(
+            path,
+            f"too large: {total // 2**20} MiB uncompressed (limit "
+            f"{MAX_UNCOMPRESSED_BYTES // 2**20} MiB)",
+            "broken",
+        )
+    for part in parts:
+        ratio = part.file_size / max(part.compress_size, 1)
+        if part.file_size > _RATIO_FLOOR and ratio > MAX_RATIO:
+            raise DocumentError(
+                path,
+                f"suspicious package: {part.filename} is {ratio:.0f} times its compressed size "
+                f"uncompressed (limit {MAX_RATIO})",
+                "broken",
+            )
 
 
 def _table_rows(table: Table) -> Iterator[str]:

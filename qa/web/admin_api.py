@@ -1,23 +1,31 @@
 """The routes that change what a server answers from: ``POST /api/reload`` and
 ``POST /api/documents`` (upload a file into the corpus, then reload).
 
-Both are admin calls (:func:`qa.web.guards.check_admin`): a bearer token, or the server's own
-machine when no token is set, so nobody on the intranet can make a default installation rebuild
-its index or fill its disk.
+Both are admin calls (:meth:`qa.web.identity.Identity.check_admin`): the admin token, or a
+logged-in user of the admin group. An upload is checked in this order, so an unauthenticated
+or oversized request costs nothing: admin, declared ``Content-Length``, then the body is
+streamed with a cap (a chunked body cannot exceed it either), the name made safe, the file
+written, then read once in a limited child process (``qa.upload_check``): an unreadable file is
+reported and not kept.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from fastapi import APIRouter, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-
-from qa.web.guards import check_admin
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 if TYPE_CHECKING:
     from qa.reloading import ReloadResult
+    from qa.web.identity import Identity
+
+FORM_OVERHEAD = 64 * 1024
+"""Bytes of multipart framing and small fields allowed on top of the file's own limit."""
 
 
 class Reloadable(Protocol):
@@ -26,44 +34,94 @@ class Reloadable(Protocol):
     def reload(self) -> ReloadResult: ...
 
 
-def add_reload_route(api: APIRouter, pipeline: Reloadable, admin_token: str | None) -> None:
+def add_reload_route(api: APIRouter, pipeline: Reloadable, identity: Identity) -> None:
     """``POST /api/reload``: 200 with the new pipeline's info, 500 (old one still serving)."""
 
     @api.post("/api/reload")
     def reload(request: Request) -> JSONResponse:
-        check_admin(request, admin_token)
+        identity.check_admin(request)
         result = pipeline.reload()
         return JSONResponse(result.to_dict(), status_code=200 if result.reloaded else 500)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _capped(receive: Callable[[], Awaitable[dict]], limit: int) -> Callable[[], Awaitable[dict]]:
+    received = 0
+
+    async def capped() -> dict:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise _TooLarge
+        return message
+
+    return capped
 
 
 def add_upload_route(
     app: FastAPI,
     upload_dir: str | os.PathLike[str],
     pipeline: object,
-    admin_token: str | None,
+    identity: Identity,
+    *,
+    max_bytes: int | None = None,
 ) -> None:
-    """``POST /api/documents``: store one file under a safe name, then reload if possible.
+    """``POST /api/documents`` (multipart: ``file``, optional ``group``): store, check, reload.
 
     On the app itself, not the body-limited router: uploads have their own, larger limit.
     """
+    from qa.access import UploadGroups, clean_group
     from qa.loaders import registered_suffixes
+    from qa.upload_check import check_readable
     from qa.uploads import MAX_UPLOAD_BYTES, UploadError, safe_upload_name, save_upload
 
+    limit = max_bytes if max_bytes is not None else MAX_UPLOAD_BYTES
     reload = getattr(pipeline, "reload", None)
+    groups = UploadGroups(upload_dir)
 
     @app.post("/api/documents", status_code=201)
-    def upload_document(request: Request, file: UploadFile = File(...)) -> JSONResponse:  # noqa: B008
-        check_admin(request, admin_token)
+    async def upload_document(request: Request) -> JSONResponse:
+        identity.check_admin(request)  # before a single byte of the body is read
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + 64 * 1024:
-            raise HTTPException(413, f"upload limit is {MAX_UPLOAD_BYTES // 2**20} MiB")
+        if declared and not declared.isdigit():
+            raise HTTPException(400, "invalid Content-Length")
+        if declared and int(declared) > limit + FORM_OVERHEAD:
+            raise HTTPException(413, f"upload limit is {limit // 2**20} MiB")
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise HTTPException(415, "send the file as multipart/form-data (field 'file')")
+        capped = Request(request.scope, _capped(request.receive, limit + FORM_OVERHEAD))
         try:
-            name = safe_upload_name(file.filename, registered_suffixes())
-            chunks = iter(lambda: file.file.read(1 << 20), b"")
-            saved = save_upload(upload_dir, name, chunks)
-        except UploadError as exc:
-            raise HTTPException(exc.status, str(exc)) from exc
-        body: dict[str, Any] = {"saved": saved.name}
+            form = await capped.form(max_files=1, max_fields=4)
+        except _TooLarge:
+            raise HTTPException(413, f"upload limit is {limit // 2**20} MiB") from None
+        except Exception as exc:  # a malformed multipart body of any kind
+            raise HTTPException(400, f"malformed upload: {type(exc).__name__}") from None
+        try:
+            file, group = form.get("file"), form.get("group") or "everyone"
+            if not isinstance(file, UploadFile):
+                raise HTTPException(400, "no file in the upload (multipart field 'file')")
+            try:
+                group = clean_group(group)
+            except ValueError as exc:
+                raise HTTPException(400, str(exc)) from None
+            try:
+                name = safe_upload_name(file.filename, registered_suffixes())
+                chunks = iter(lambda: file.file.read(1 << 20), b"")
+                saved = await run_in_threadpool(save_upload, upload_dir, name, chunks)
+            except UploadError as exc:
+                raise HTTPException(exc.status, str(exc)) from exc
+        finally:
+            await form.close()
+        check = await run_in_threadpool(check_readable, saved)
+        if not check.ok:
+            saved.unlink(missing_ok=True)
+            raise HTTPException(422, f"{name} cannot be read: {check.reason}; it was not kept")
+        groups.set(saved.name, [group])
+        body: dict[str, Any] = {"saved": saved.name, "group": group, "characters": check.characters}
         if callable(reload):
-            body["reload"] = reload().to_dict()
+            body["reload"] = (await run_in_threadpool(reload)).to_dict()
         return JSONResponse(body, status_code=201)

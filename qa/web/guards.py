@@ -1,4 +1,4 @@
-"""HTTP plumbing in front of the API: body limit, root path, logins and admin-only calls.
+"""HTTP plumbing in front of the API: body limit, root path and HTTP Basic logins.
 
 Each guard is small and independent of the app, so ``ui.create_app`` reads as a list of routes
 and the guards can be tested (and reasoned about) one at a time.
@@ -94,23 +94,5 @@ def check_basic_auth(request: Request, auth: Auth) -> None:
         raise HTTPException(401, "login required", headers={"WWW-Authenticate": "Basic"})
 
 
-def is_loopback(request: Request) -> bool:
-    """Whether the request comes from the server's own machine."""
-    host = request.client.host if request.client else ""
-    return host in {"127.0.0.1", "::1", "localhost"}
-
-
-def check_admin(request: Request, admin_token: str | None) -> None:
-    """Admin calls (reload) need ``Authorization: Bearer <LUDAO_ADMIN_TOKEN>``.
-
-    Without a configured token they are allowed from the server's own machine only, so a
-    default installation cannot be made to rebuild its index by anyone on the intranet.
-    """
-    if admin_token:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            token.encode(), admin_token.encode()
-        ):
-            raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
-    elif not is_loopback(request):
-        raise HTTPException(403, "set LUDAO_ADMIN_TOKEN to allow this call from other machines")
+# Admin calls are decided by ``qa.web.identity.Identity.check_admin``: a token or an admin login,
+# never "the request comes from this machine" (a browser page can post to 127.0.0.1).

@@ -19,18 +19,24 @@ NO_ANSWER_TEXT = "文档中没有找到答案。"
 NO_ANSWER_TEXT_EN = "The documents do not say."
 
 CSS = """
+/* Softer text still at 4.5:1 or more against the chat's bubbles (Gradio's subdued grey is not). */
+:root { --ludao-subdued: #4b5563; }
+.dark { --ludao-subdued: #c4c9d0; }
+#ludao-send { --button-primary-background-fill: #c2410c;
+  --button-primary-background-fill-hover: #9a3412; --button-primary-text-color: #fff; }
+footer .show-api, footer .settings, footer .built-with { color: var(--ludao-subdued) !important; }
 .ludao-reply { line-height: 1.6; overflow-wrap: anywhere; }
 .ludao-answer { font-size: 1.1em; }
 .ludao-answer-text { font-weight: 700; }
-.ludao-meta { color: var(--body-text-color-subdued); font-size: 0.85em; }
+.ludao-meta { color: var(--ludao-subdued); font-size: 0.85em; }
 .ludao-no-answer { font-weight: 700; }
 .ludao-sources { margin-top: 0.5em; }
 .ludao-passage { border-left: 3px solid var(--border-color-accent, #ccc); padding: 0.2em 0.6em;
   margin: 0.4em 0; }
-.ludao-cite { font-size: 0.85em; color: var(--body-text-color-subdued); }
+.ludao-cite { font-size: 0.85em; color: var(--ludao-subdued); }
 .ludao-passage-text { white-space: pre-wrap; font-size: 0.95em; }
 .ludao-reply mark { background: #ffe58f; color: #000; padding: 0 2px; border-radius: 2px; }
-#ludao-info { font-size: 0.85em; color: var(--body-text-color-subdued); }
+#ludao-info { font-size: 0.85em; color: var(--ludao-subdued); }
 @media (max-width: 640px) {
   .ludao-passage-text { font-size: 0.9em; }
   #ludao-info { font-size: 0.78em; }
@@ -92,6 +98,7 @@ def render_reply_html(response: Response) -> str:
     parts = ['<div class="ludao-reply">']
     if response.no_answer or not response.answers:
         parts.append(f'<div class="ludao-no-answer">{NO_ANSWER_TEXT} {NO_ANSWER_TEXT_EN}</div>')
+        parts.append(render_interpreted_html(response))
         hits: Sequence[Hit] = response.hits[:MAX_CITED]
         if hits:
             parts.append(
@@ -110,6 +117,7 @@ def render_reply_html(response: Response) -> str:
             f'<span class="ludao-answer-text">{escape(best.text)}</span></div>'
             f'<div class="ludao-meta">置信度 Confidence：{_confidence(best.score)}</div>'
         )
+        parts.append(render_interpreted_html(response))
         parts.append('<div class="ludao-sources"><div class="ludao-meta">出处 Sources</div>')
         parts += [
             _passage_html(i, a.passage, highlight(a.passage.text, a.span.start, a.span.end))
@@ -128,6 +136,17 @@ def render_reply_html(response: Response) -> str:
         footer += f" · {total:.0f} ms"
     parts.append(f'<div class="ludao-meta">{footer}</div></div>')
     return "".join(parts)
+
+
+def render_interpreted_html(response: Response) -> str:
+    """For a follow-up, the question actually answered ("理解为 …"), so a user can correct a
+    wrong reading; nothing for a question that stood alone. Escaped: it holds user text."""
+    if not response.interpreted_as:
+        return ""
+    return (
+        '<div class="ludao-meta ludao-interpreted">理解为 Understood as：'
+        f"{escape(response.interpreted_as)}</div>"
+    )
 
 
 def render_question_html(question: str) -> str:

@@ -74,10 +74,19 @@ def server_env(tmp: Path, models: Path | None = None) -> dict[str, str]:
 
 
 def count_feedback(path: Path) -> int:
-    """Whole JSON records in a feedback file; a torn or interleaved line would not parse."""
-    if not path.exists():
-        return 0
+    """Whole JSON records in a feedback file; a torn or interleaved line would not parse.
+
+    ``ludao serve`` stores feedback in ``records.sqlite`` beside the file (``qa.records``); its
+    rows are counted too.
+    """
     count = 0
+    database = path.parent / "records.sqlite"
+    if database.exists():
+        from qa.records import SqlFeedbackStore
+
+        count += SqlFeedbackStore(f"sqlite:///{database}", migrate=False).count()
+    if not path.exists():
+        return count
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             json.loads(line)  # raises on a damaged record: that is a lost record too
