@@ -28,7 +28,7 @@ from qa.conversation import ask_options, turns_from_chat
 from qa.errors import LudaoError, QuestionError
 from qa.feedback import FeedbackRecord, FeedbackStore
 from qa.records import database_url, open_feedback
-from qa.web import intranet
+from qa.web import intranet, operations
 from qa.web.admin_api import add_reload_route, add_upload_route
 from qa.web.api_models import AskRequest, FeedbackRequest
 from qa.web.guards import Auth, BodyLimitRoute, RootPathMiddleware
@@ -222,6 +222,8 @@ def create_app(
         identity=identity,
     )  # fmt: skip
     intranet.secure(app, security)  # CORS allow-list, CSP, hosts, proxies, Gradio limits
+    # Usage records, audit log and /metrics (qa.web.operations); every answer is observed.
+    pipeline, ops = operations.install(app, pipeline, identity, feedback_path, root_path=root_path)
 
     api = APIRouter(route_class=BodyLimitRoute)
 
@@ -247,9 +249,9 @@ def create_app(
         return {"stored": True}
 
     if callable(getattr(pipeline, "reload", None)):
-        add_reload_route(api, pipeline, identity)  # type: ignore[arg-type]
+        add_reload_route(api, pipeline, identity, ops.audit)  # type: ignore[arg-type]
     if upload_dir is not None:
-        add_upload_route(app, upload_dir, pipeline, identity)
+        add_upload_route(app, upload_dir, pipeline, identity, audit=ops.audit)
     app.include_router(api)
     add_store_checks(app, pipeline)  # 503 with the reason while a shared vector store is down
     add_widget_routes(app, pipeline, feedback=feedback, identity=identity)  # /widget.js, /widget
@@ -276,6 +278,7 @@ def create_app(
         max_queue=max_queue,
         identity=identity,
     )
+    ops.mount_admin(app, feedback, upload_dir=upload_dir, root_path=root_path)  # /admin first
     return gr.mount_gradio_app(
         app,
         demo,

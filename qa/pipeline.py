@@ -83,15 +83,15 @@ class Pipeline:
         text = clean_question(question, max_chars=self.max_question_chars)
         t0 = time.perf_counter()
         asked, interpreted = self._interpret(text, history)
-        allowed = self.access.allowed_rows(groups) if self.access is not None else None
-        key = (normalise_question(asked), top_k, self.reader_top_k, allowed)
+        scope = self._scope(groups)
+        key = (normalise_question(asked), top_k, self.reader_top_k, *scope.values())
         owners = self._cache_owners()
         cached = self.cache.get(key, owners)
         if cached is not None:
             ms = (time.perf_counter() - t0) * 1000
             timings = {"cache": ms, "total": ms}
             return replace(cached, question=text, interpreted_as=interpreted, timings_ms=timings)
-        response = self._answer(asked, top_k, allowed)
+        response = self._answer(asked, top_k, scope)
         self.cache.put(key, owners, response)
         return replace(response, question=text, interpreted_as=interpreted)
 
@@ -118,10 +118,21 @@ class Pipeline:
             getattr(retriever, "dense_index", None),
         )
 
-    def _answer(self, text: str, top_k: int, allowed: frozenset[int] | None = None) -> Response:
+    def _scope(self, groups: frozenset[str] | None) -> dict[str, frozenset]:
+        """The retriever's filter for a user of ``groups``; ``{}`` searches everything.
+
+        The FAISS retriever takes the allowed passage positions (``qa.access``); a shared store
+        (``qa.stores``) holds no positions here and filters by the groups inside its engine.
+        """
+        if self.access is not None:
+            allowed = self.access.allowed_rows(groups)
+            return {} if allowed is None else {"allowed": allowed}
+        scoped = getattr(self.retriever, "scope", None)
+        return scoped(groups) if callable(scoped) else {}
+
+    def _answer(self, text: str, top_k: int, scope: dict[str, frozenset] | None = None) -> Response:
         t0 = time.perf_counter()
-        scope = {"allowed": allowed} if allowed is not None else {}
-        hits = self.retriever.search(text, top_k=top_k, **scope)
+        hits = self.retriever.search(text, top_k=top_k, **(scope or {}))
         t1 = time.perf_counter()
         reading = self.reader.read(text, [h.passage for h in hits], top_k=self.reader_top_k)
         t2 = time.perf_counter()
@@ -150,6 +161,9 @@ class Pipeline:
 
     def visible_counts(self, groups: frozenset[str] | None) -> dict[str, int]:
         """Documents and passages a user of ``groups`` may read (what ``/healthz`` counts)."""
+        counted = getattr(self.retriever, "visible_counts", None)  # a shared store counts itself
+        if self.access is None and callable(counted):
+            return counted(groups)
         passages = getattr(self.retriever, "passages", ())
         allowed = self.access.allowed_rows(groups) if self.access is not None else None
         rows = range(len(passages)) if allowed is None else allowed

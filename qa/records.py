@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SqlFeedbackStore", "database_url", "open_feedback"]
+__all__ = ["SqlFeedbackStore", "database_url", "open_feedback", "record_engine"]
 
 IMPORTED_SUFFIX = ".imported"
 
@@ -99,6 +99,11 @@ def _engine(url: str) -> Engine:
             METADATA.create_all(engine)
         _engines[url] = engine
         return engine
+
+
+def record_engine(url: str) -> Engine:
+    """The process's engine for ``url`` with every record table created (usage, audit too)."""
+    return _engine(url)
 
 
 class SqlFeedbackStore:

@@ -147,31 +147,83 @@ def test_rebuild_embeds_everything(kind, folder, tmp_path) -> None:
 
 
 def test_group_filters_are_whole_names() -> None:
-    assert stored_groups(["hr", "finance", ""]) == ",finance,hr,"
-    assert stored_groups([]) == ""
+    def like(name: str) -> str:
+        return f'groups == "" or groups like "%,{name.encode().hex()},%"'
+
+    assert stored_groups(["hr", "finance", ""]) == f",{b'finance'.hex()},{b'hr'.hex()},"
+    assert stored_groups([]) == "" and stored_groups(["hr", "everyone"]) == ""
     assert group_filter(None) is None
-    assert group_filter(["hr"]) == 'groups == "" or groups like "%,hr,%"'
-    with pytest.raises(ValueError):
-        group_filter(['hr" or 1==1'])
+    assert group_filter(["hr", "everyone"]) == like("hr")
+    # "_" is a like wildcard and '"' would end the literal: neither reaches the expression.
+    assert group_filter(["hr_a"]) == like("hr_a") and "_" not in like("hr_a")[20:]
+    assert group_filter(['hr" or 1==1']).count('"') == 4
 
 
-@pytest.mark.skipif(not HAVE_MILVUS, reason="pymilvus/milvus-lite not installed")
-def test_milvus_filters_groups_inside_the_engine(folder, tmp_path) -> None:
-    import dataclasses
+# -- access groups through the pipeline: the same cases for every store -------------------------
 
-    store = make_store("milvus", tmp_path)
-    corpus = read(folder)
-    # Access groups are a passage attribute only when qa.access provides one; simulate it.
-    secret = [
-        type("P", (), {**dataclasses.asdict(p), "groups": ("hr",)})() if p.doc_id == "leave" else p
-        for p in corpus.passages
-    ]
-    corpus = dataclasses.replace(corpus, passages=secret)
-    searcher = sync(store, corpus, FakeEncoder(), folder).searcher
-    seen = {h.passage.doc_id for h in searcher.search("年休假几天", top_k=10, groups=set())}
-    assert "leave" not in seen and seen
-    allowed = {h.passage.doc_id for h in searcher.search("年休假几天", top_k=10, groups={"hr"})}
-    assert "leave" in allowed
+HR = "人事部规定：员工出差每天的餐费补贴标准是八十元，凭票据报销。"
+FIN = "财务部规定：员工出差每天的餐费补贴标准是一百二十元，按月结算。"
+PUBLIC = "图书馆每天早上九点开门，晚上六点关门，周末照常开放。"
+ASK = "员工出差每天的餐费补贴标准是多少？"
+
+
+@pytest.fixture
+def departments(tmp_path: Path) -> Path:
+    root = tmp_path / "handbooks"
+    for sub, name, text in [("hr", "meals", HR), ("fin", "meals", FIN), ("pub", "library", PUBLIC)]:
+        (root / sub).mkdir(parents=True)
+        (root / sub / f"{name}.txt").write_text(text, encoding="utf-8")
+    return root
+
+
+def store_pipeline(kind: str, root: Path, tmp_path: Path, encoder, rules: tuple[str, ...]):
+    """``Pipeline.from_settings`` as ``ludao serve`` builds it, over ``kind``, fake encoder."""
+    from qa.config import Settings
+    from qa.pipeline import Pipeline
+
+    settings = Settings(
+        corpus=(str(root),),
+        reader="sentence",
+        home=str(tmp_path / "home"),
+        min_chars=10,
+        access_rules=rules,
+        vector_store=kind,
+        milvus_uri=str(tmp_path / "shared.db"),
+        answer_cache_size=16,
+    )
+    return Pipeline.from_settings(settings)
+
+
+def docs_of(response) -> set[str]:
+    return {h.passage.doc_id for h in response.hits} | {a.passage.doc_id for a in response.answers}
+
+
+def test_access_groups_filter_every_store_alike(kind, departments, tmp_path, monkeypatch) -> None:
+    encoder = CountingEncoder()
+    monkeypatch.setattr("qa.index.location.encoder_from_settings", lambda settings: encoder)
+    rules = ("hr/*=hr", "fin/*=finance")
+    pipeline = store_pipeline(kind, departments, tmp_path, encoder, rules)
+    by_doc = {p.text: p.doc_id for p in read(departments).passages}
+    hr_doc, fin_doc, pub_doc = by_doc[HR], by_doc[FIN], by_doc[PUBLIC]
+
+    hr = pipeline.ask(ASK, groups=frozenset({"hr", "everyone"}))
+    fin = pipeline.ask(ASK, groups=frozenset({"finance", "everyone"}))
+    anonymous = pipeline.ask(ASK, groups=frozenset({"everyone"}))
+    assert "八十元" in hr.answers[0].text and docs_of(hr) <= {hr_doc, pub_doc}
+    assert "一百二十元" in fin.answers[0].text and docs_of(fin) <= {fin_doc, pub_doc}
+    assert docs_of(anonymous) <= {pub_doc}  # cached answers are not shared across groups
+    assert docs_of(pipeline.ask(ASK, groups=None)) >= {hr_doc, fin_doc}  # the operator's CLI
+    assert pipeline.visible_counts(frozenset({"everyone"})) == {"documents": 1, "passages": 1}
+    assert pipeline.visible_counts(frozenset({"hr", "everyone"}))["documents"] == 2
+    assert pipeline.visible_counts(None) == {"documents": 3, "passages": 3}
+
+    # Opening the HR handbook to everyone re-labels it without embedding anything again.
+    encoder.texts.clear()
+    reopened = store_pipeline(kind, departments, tmp_path, encoder, ("fin/*=finance",))
+    assert encoder.texts == []
+    assert docs_of(reopened.ask(ASK, groups=frozenset({"everyone"}))) >= {hr_doc}
+    assert fin_doc not in docs_of(reopened.ask(ASK, groups=frozenset({"everyone"})))
+    assert reopened.visible_counts(frozenset({"everyone"}))["documents"] == 2
 
 
 @pytest.mark.skipif(not HAVE_MILVUS, reason="pymilvus/milvus-lite not installed")

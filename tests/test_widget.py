@@ -15,9 +15,11 @@ pytest.importorskip("gradio")
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient
+from test_conversation_web import FIRST, FOLLOWUP, REBUILT, ConversationPipeline
 from test_ui import XSS, FakePipeline
 
 import ui
+from qa.conversation import MAX_HISTORY_TURNS, Turn
 from qa.web import widget
 
 QUESTION = "2024年厦门全社会研发投入强度是多少？"
@@ -80,6 +82,65 @@ def test_widget_ask_returns_the_full_chats_reply_html(client):
     assert "<mark>3.46%</mark>" in body["html"]
     assert "置信度 Confidence" in body["html"]
     assert body["passage_ids"][0] == "d1:0:aaaa"
+
+
+def test_widget_answers_a_followup_from_the_panels_history(tmp_path):
+    pipeline = ConversationPipeline()
+    app = ui.create_app(pipeline, feedback_path=tmp_path / "f.jsonl")
+    with TestClient(app) as c:
+        first = c.post("/widget/ask", json={"question": FIRST}).json()
+        assert first["interpreted_as"] is None and "ludao-interpreted" not in first["html"]
+        history = [{"question": FIRST, "answer": first["answer"]}]
+        r = c.post("/widget/ask", json={"question": FOLLOWUP, "history": history})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["interpreted_as"] == REBUILT and body["answer"] == "3.08%"
+    assert (
+        f'<div class="ludao-meta ludao-interpreted">理解为 Understood as：{REBUILT}</div>'
+        in (body["html"])
+    )
+    assert pipeline.histories == [[], [Turn(FIRST, "3.46%")]]
+
+
+def test_widget_without_history_calls_an_old_pipeline_as_before(client):
+    # FakePipeline.ask has no ``history`` parameter: an empty history must not be passed on.
+    r = client.post("/widget/ask", json={"question": QUESTION, "history": []})
+    assert r.status_code == 200 and r.json()["interpreted_as"] is None
+
+
+class InterpretingPipeline(FakePipeline):
+    """Says it understood the question as ``XSS``: the rebuilt question holds user text."""
+
+    def ask(self, question, top_k=None, history=None):
+        import dataclasses
+
+        return dataclasses.replace(super().ask(question, top_k), interpreted_as=XSS)
+
+
+def test_widget_escapes_the_understood_as_line(tmp_path):
+    app = ui.create_app(InterpretingPipeline(), feedback_path=tmp_path / "f.jsonl")
+    with TestClient(app) as c:
+        r = c.post("/widget/ask", json={"question": FOLLOWUP, "history": [{"question": FIRST}]})
+    html = r.json()["html"]
+    assert r.json()["interpreted_as"] == XSS
+    assert "<script" not in html and "<img" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        "earlier question",
+        [{"question": ""}],
+        [{"question": "问" * 501}],
+        [{"question": FIRST, "answer": "答" * 2001}],
+        [{"question": FIRST, "extra": 1}],
+        [{"question": FIRST, "answer": 3}],
+        [{"question": FIRST}] * (MAX_HISTORY_TURNS + 1),
+    ],
+)
+def test_widget_refuses_a_bad_history(client, history):
+    r = client.post("/widget/ask", json={"question": FOLLOWUP, "history": history})
+    assert r.status_code == 422 and "detail" in r.json()
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,11 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from test_browser import SCREENSHOTS, _chromium, wait_for  # noqa: E402
+from test_conversation_web import FIRST, FOLLOWUP, REBUILT, ConversationPipeline  # noqa: E402
 from test_ui import FakePipeline, serve  # noqa: E402
 
 import ui  # noqa: E402
+from qa.conversation import Turn  # noqa: E402
 from qa.web.security import WebSecurity  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -262,6 +264,36 @@ def test_bubble_opens_answers_closes_and_keeps_the_conversation(driver, pages, f
         driver.switch_to.default_content()
     shadow(driver, ".x").click()  # the close button
     assert not panel_open(driver)
+
+
+def test_second_turn_in_the_panel_is_answered_from_the_first(driver, page_folder, tmp_path):
+    """The panel sends its earlier turns as ``history``: "那2020年呢？" after the 2024 question
+    is answered as the 2020 question, and the reply says so ("理解为 …")."""
+    folder, origin = page_folder
+    pipeline = ConversationPipeline()
+    app = ui.create_app(pipeline, feedback_path=tmp_path / "f.jsonl", security=framable_by(origin))
+    with serve(app) as url:
+        (folder / "followup.html").write_text(host_page(bubble_tag(url)), encoding="utf-8")
+        driver.set_window_size(1280, 900)
+        driver.get(origin + "/followup.html")
+        shadow(driver, ".l").click()
+        in_frame(driver)
+        try:
+            ask_in_panel(driver, FIRST)
+            assert wait_for(driver, ".msg.bot mark")[0].text == "3.46%"
+            assert not driver.find_elements(By.CSS_SELECTOR, ".msg.bot .ludao-interpreted")
+            ask_in_panel(driver, FOLLOWUP)
+            WebDriverWait(driver, 30, poll_frequency=0.1).until(
+                lambda d: len(d.find_elements(By.CSS_SELECTOR, ".msg.bot")) == 2
+            )
+            second = driver.find_elements(By.CSS_SELECTOR, ".msg.bot")[-1]
+            assert second.find_element(By.CSS_SELECTOR, "mark").text == "3.08%"
+            line = second.find_element(By.CSS_SELECTOR, ".ludao-interpreted")
+            assert line.is_displayed() and line.text == f"理解为 Understood as：{REBUILT}"
+            driver.save_screenshot(str(SCREENSHOTS / "widget-followup.png"))
+        finally:
+            driver.switch_to.default_content()
+    assert pipeline.histories == [[], [Turn(FIRST, "3.46%")]]
 
 
 def test_keyboard_only(driver, pages):

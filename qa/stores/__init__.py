@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,10 +95,23 @@ def open_searcher(
     }
     if chosen.name == "milvus":
         options["roots"] = settings.corpus
+        options["groups_for"] = _groups_for(settings)
     encoder = locate_index(settings).encoder
     if corpus is None:
         corpus = corpus_from_settings(settings)
     return chosen.sync(corpus, encoder, rebuild=rebuild, **options)
+
+
+def _groups_for(settings: Settings) -> Callable[[str], frozenset[str]]:
+    """A document's groups from its source, as ``qa.index.labels.document_access`` decides them.
+
+    Upload folders of the corpus keep the group chosen at upload (``qa.access.UploadGroups``).
+    """
+    from qa.access import UploadGroups, groups_for_source, parse_rules
+
+    rules = parse_rules(settings.access_rules)
+    uploads = [UploadGroups(p) for p in settings.corpus if Path(p).is_dir()]
+    return lambda source: groups_for_source(source, rules, uploads)
 
 
 def store_problem(pipeline: object) -> str | None:

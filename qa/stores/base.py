@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from qa.access import EVERYONE
 from qa.errors import LudaoError
 
 if TYPE_CHECKING:
@@ -83,20 +84,28 @@ class VectorStore(Protocol):
 def group_filter(groups: Collection[str] | None) -> str | None:
     """A Milvus filter admitting passages open to everyone or to one of ``groups``.
 
-    Groups are stored as ``",a,b,"`` (``""``: everyone), so a ``like`` on ``",g,"`` matches a
-    whole group name only. ``None`` means no filtering (an administrator, or no access control).
+    Groups are stored hex-encoded between commas (:func:`stored_groups`; ``""``: everyone), so a
+    ``like`` on ``",<hex>,"`` matches one whole group name only: a name's ``_`` (allowed by
+    ``qa.access.clean_group``) is a ``like`` wildcard in Milvus, hex has none. ``None`` means no
+    filtering (an administrator's CLI, or no restricted document in the store).
     """
     if groups is None:
         return None
     clauses = ['groups == ""']
-    for group in sorted(set(groups)):
-        if not group or any(c in group for c in ',"\\%_'):
-            raise ValueError(f"invalid access group name {group!r}")
-        clauses.append(f'groups like "%,{group},%"')
+    for group in sorted(set(groups) - {EVERYONE}):
+        if not group:
+            raise ValueError("empty access group name")
+        clauses.append(f'groups like "%,{_hex(group)},%"')
     return " or ".join(clauses)
 
 
 def stored_groups(groups: Collection[str]) -> str:
-    """The VARCHAR form of a passage's access groups (``""`` for everyone)."""
+    """The VARCHAR form of a document's access groups: ``""`` when everyone may read it."""
     names = sorted(set(groups) - {""})
-    return f",{','.join(names)}," if names else ""
+    if not names or EVERYONE in names:
+        return ""
+    return f",{','.join(_hex(n) for n in names)},"
+
+
+def _hex(group: str) -> str:
+    return group.encode("utf-8").hex()

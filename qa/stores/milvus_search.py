@@ -22,6 +22,7 @@ from qa.search_terms import tokenize_for_search
 
 from .base import StoreUnavailableError, group_filter
 from .bm25_weights import query_vector, term_id
+from .milvus_access import StoreVisibility
 from .milvus_client import PASSAGE_FIELDS, guarded
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class MilvusSearcher:
         collection: the passage collection (its ``_meta`` companion holds the term statistics).
         encoder: embeds queries; must be the model the store was filled with.
         passages: the passage count when opened (``len()``; ``/healthz`` shows it).
+        visibility: each document's groups and passage count when opened (``scope`` and
+            ``visible_counts``: what the pipeline filters by and ``/healthz`` counts).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class MilvusSearcher:
         dense_weight: float = 1.0,
         sparse_weight: float = 1.0,
         candidates: int = 50,
+        visibility: StoreVisibility | None = None,
     ) -> None:
         if dense_weight < 0 or sparse_weight < 0 or dense_weight == sparse_weight == 0:
             raise ValueError("retrieval weights must be non-negative and not both 0")
@@ -83,12 +87,26 @@ class MilvusSearcher:
         self.dense_weight = dense_weight
         self.sparse_weight = sparse_weight
         self.candidates = candidates
+        self.visibility = visibility if visibility is not None else StoreVisibility({})
 
     def __len__(self) -> int:
         return self.count
 
     def __repr__(self) -> str:
         return f"MilvusSearcher({self.uri}#{self.collection}, {self.count} passages)"
+
+    def scope(self, groups: Collection[str] | None) -> dict[str, frozenset[str]]:
+        """``search`` options for a user of ``groups`` (``Pipeline.ask`` passes them on).
+
+        Empty when nothing needs filtering (no restricted document, or an unrestricted caller),
+        so the engine query then carries no filter at all.
+        """
+        scope = self.visibility.scope(groups)
+        return {} if scope is None else {"groups": scope}
+
+    def visible_counts(self, groups: Collection[str] | None) -> dict[str, int]:
+        """Documents and passages a user of ``groups`` may read (``/healthz``)."""
+        return self.visibility.counts(groups)
 
     def health(self) -> str | None:
         """``None`` when the store answers, else why not (for ``/healthz``)."""

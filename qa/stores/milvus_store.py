@@ -31,6 +31,7 @@ from qa.schema import Passage
 
 from .base import StoreUpdate, stored_groups
 from .bm25_weights import PassageTerms, TermStats, needs_rewrite
+from .milvus_access import EVERYONE_ONLY, GroupsFor, StoreVisibility, record_groups, relabel
 from .milvus_client import (
     PASSAGE_FIELDS,
     batches,
@@ -115,9 +116,13 @@ class MilvusStore:
         *,
         rebuild: bool = False,
         roots: Sequence[str | Path] = (),
+        groups_for: GroupsFor | None = None,
         **options: Any,
     ) -> StoreUpdate:
         """Bring the collection up to date with ``corpus`` and return a searcher over it.
+
+        ``groups_for`` labels this corpus's documents with access groups from their source
+        (``qa.stores.milvus_access``); without it, stored labels are kept (new: everyone).
 
         Raises:
             IndexMismatchError: the collection was filled with another embedding model.
@@ -155,6 +160,15 @@ class MilvusStore:
             for d, entry in stored.items()
             if d not in fresh and _under(entry.get("source") or "", owned)
         ]
+        if groups_for is None:
+            labels = {d: record_groups(stored.get(d)) for d in fresh}
+        else:
+            labels = {d: frozenset(groups_for(fresh[d].source)) or EVERYONE_ONLY for d in fresh}
+        relabelled = {
+            d: labels[d]
+            for d in fresh
+            if d not in changed and d in stored and record_groups(stored[d]) != labels[d]
+        }
         old = self._rows(changed + gone, ["id", "text", "content_hash", "dense"])
         new_passages = [p for d in changed for p in by_doc.get(d, [])]
         terms_out = [PassageTerms.of(r["text"]) for r in old]
@@ -164,7 +178,8 @@ class MilvusStore:
         weights_avglen = float(stats.get("weights_avglen", 0.0))
         counts.add(terms_out, -1)
         counts.add(terms_in, 1)
-        rewrite = needs_rewrite(weights_avglen, counts.avglen)
+        # Rows written before hold weights for ``weights_avglen``; a first fill has none to redo.
+        rewrite = weights_avglen > 0 and needs_rewrite(weights_avglen, counts.avglen)
         if rewrite or not weights_avglen:
             weights_avglen = counts.avglen
         vectors, reused = self._vectors(new_passages, old, encoder)
@@ -177,17 +192,27 @@ class MilvusStore:
         for d in changed:
             entry = asdict(fresh[d]) | {"indexed": stamp, "passages_sha": ""}
             entry["passages_sha"] = passages_digest(by_doc.get(d, []))
-            records[d] = entry
+            records[d] = entry | {"groups": sorted(labels[d])}
+        for d in relabelled:
+            records[d] = stored[d] | {"groups": sorted(labels[d])}
         rows = [
             _row(p, vectors[i], terms_in[i].weights(weights_avglen), fresh[p.doc_id].source)
             for i, p in enumerate(new_passages)
         ]
+        for row in rows:
+            row["groups"] = stored_groups(labels[row["doc_id"]])
         for chunk in batches(rows):
             self._call(self.client.insert, self.collection, list(chunk))
+        if relabelled:  # before a rewrite, which reads the rows back with their labels
+            self._call(relabel, self.client, self.collection, relabelled, weights_avglen)
         if rewrite:
             counts = self._rewrite_sparse(weights_avglen)
-        self._save_meta(counts, touched, records, changed, gone, encoder, weights_avglen)
-        mode = "built" if not stored else ("updated" if changed or gone else "unchanged")
+        written = changed + list(relabelled)
+        self._save_meta(counts, touched, records, written, gone, encoder, weights_avglen)
+        if written or gone:  # seal what was written: growing segments are searched unindexed
+            for name in (self.collection, self.meta):
+                self._call(self.client.flush, name)
+        mode = "built" if not stored else ("updated" if written or gone else "unchanged")
         logger.info(
             "Milvus %s %s: %d documents changed, %d removed, %d passages embedded",
             self.location,
@@ -202,6 +227,7 @@ class MilvusStore:
             collection=self.collection,
             encoder=encoder,
             passages=counts.passages,
+            visibility=StoreVisibility.of(records),
             **options,
         )
         return StoreUpdate(
@@ -364,13 +390,14 @@ class _Model:
 
 
 def _row(passage: Passage, vector: Any, sparse: dict[int, float], source: str) -> dict[str, Any]:
+    """A passage row; ``groups`` (everyone) is set by the caller from the document's label."""
     return {
         **{k: getattr(passage, k) for k in ("id", "doc_id", "title", "text", "start", "end")},
         "orig_start": passage.orig_start,
         "orig_end": passage.orig_end,
         "page": -1 if passage.page is None else passage.page,
         "source": source,
-        "groups": stored_groups(getattr(passage, "groups", ()) or ()),
+        "groups": "",
         "content_hash": text_key(passage.text),
         "dense": vector.tolist(),
         "sparse": sparse,

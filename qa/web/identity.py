@@ -130,6 +130,8 @@ class Identity:
     user_header: str = ""
     groups_header: str = ""
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    metrics_token: str = ""
+    """Bearer token that may read ``/metrics`` and nothing else (a Prometheus scraper's)."""
 
     @property
     def login_required(self) -> bool:

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from qa.access import User
 from qa.config import ServeSettings, ludao_home
 from qa.web.identity import Identity, Logins, admin_token_from_home
+from qa.web.operations import ObservedPipeline
 from qa.web.security import LoginLimiter, WebSecurity, install
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def from_serve_settings(server: ServeSettings) -> tuple[WebSecurity, Identity]:
         user_header=server.user_header,
         groups_header=server.groups_header,
         limiter=limiter,
+        metrics_token=server.metrics_token,
     )
     return security, identity
 
@@ -127,6 +129,8 @@ def ask_as(pipeline: Any, question: str, user: User, **options: Any) -> Response
     answering = getattr(pipeline, "current", pipeline)  # a ReloadablePipeline's pipeline
     if _takes_groups(answering.ask):
         options["groups"] = user.groups
+    if isinstance(pipeline, ObservedPipeline):  # counted for /metrics, stored as usage
+        return pipeline.ask_for(user, question, **options)
     return pipeline.ask(question, **options)
 
 

@@ -23,12 +23,14 @@ def run_level(
     n_requests: int,
     *,
     feedback_every: int = 0,
+    auth: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send ``n_requests`` questions with ``concurrency`` clients; latency per request.
 
     With ``feedback_every=n``, every n-th request is followed by a ``POST /api/feedback`` about
     its answer from the same client, so ratings arrive concurrently with questions and with
-    each other, as they do when many staff use the chat.
+    each other, as they do when many staff use the chat. ``auth`` is a ``(user, password)`` of
+    the built-in login, sent as HTTP Basic with every request (a server with a users file).
     """
     import httpx
 
@@ -41,7 +43,7 @@ def run_level(
         t0 = time.perf_counter()
         error = None
         try:
-            r = httpx.post(f"{base}/api/ask", json={"question": q}, timeout=120)
+            r = httpx.post(f"{base}/api/ask", json={"question": q}, auth=auth, timeout=120)
             if r.status_code != 200 or "answers" not in r.json():
                 error = f"http {r.status_code}"
         except httpx.HTTPError as exc:
@@ -54,7 +56,7 @@ def run_level(
             if answers:
                 rating["answer"] = answers[0]["text"]
             try:
-                f = httpx.post(f"{base}/api/feedback", json=rating, timeout=60)
+                f = httpx.post(f"{base}/api/feedback", json=rating, auth=auth, timeout=60)
                 sent = f.status_code == 201
                 if not sent:
                     error = f"feedback http {f.status_code}"

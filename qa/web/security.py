@@ -48,6 +48,10 @@ ASGI = Callable[..., Any]
 CHAT_BODY_LIMIT = 512 * 1024
 """Bytes a Gradio call may send (the question plus the conversation shown so far)."""
 CLOSED_GRADIO_ROUTES = ("/gradio_api/upload", "/gradio_api/process_recording")
+ADMIN_UPLOAD_ROUTE = "/admin/gradio_api/upload"
+"""The admin page's file input (``qa.web.admin_page``): open, as Gradio checks the admin login
+before reading the body, and capped at the upload limit instead of the chat's body limit."""
+ADMIN_UPLOAD_LIMIT = 50 * 1024 * 1024 + 64 * 1024
 FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded")
 EXAMPLE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -234,14 +238,16 @@ class GradioLimits:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if "/gradio_api/" not in path:
             return await self.app(scope, receive, send)
-        if any(path.rstrip("/").endswith(p) for p in CLOSED_GRADIO_ROUTES):
+        limit = self.limit
+        if path.rstrip("/").endswith(ADMIN_UPLOAD_ROUTE):
+            limit = ADMIN_UPLOAD_LIMIT
+        elif any(path.rstrip("/").endswith(p) for p in CLOSED_GRADIO_ROUTES):
             logger.warning("refused a call to Gradio's closed route %r", path)
             return await _plain(send, 403, "file uploads are not accepted here")
         declared = dict(scope.get("headers", [])).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            return await _plain(send, 413, f"request body too large (limit {self.limit} bytes)")
+        if declared.isdigit() and int(declared) > limit:
+            return await _plain(send, 413, f"request body too large (limit {limit} bytes)")
         received = 0
-        limit = self.limit
 
         async def counted() -> dict:
             nonlocal received
@@ -255,7 +261,7 @@ class GradioLimits:
         try:
             await self.app(scope, counted, send)
         except _TooLarge:
-            await _plain(send, 413, f"request body too large (limit {self.limit} bytes)")
+            await _plain(send, 413, f"request body too large (limit {limit} bytes)")
 
 
 class _TooLarge(Exception):

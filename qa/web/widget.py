@@ -6,7 +6,8 @@ A page adds ``<script src="https://ludao.example/widget.js" defer></script>``; t
 its markup (labels, roles, focus) is ours to make accessible. Replies come from
 :func:`qa.web.render.render_reply_html`, the same HTML as the full chat (answer, confidence,
 cited passages with the span highlighted, all escaped); like/dislike go to the same feedback
-store with ``source="widget"``.
+store with ``source="widget"``. The panel keeps its conversation in the page and sends the
+earlier turns with each question (``history``, as for ``/api/ask``), so follow-ups work there too.
 
 Who may call what: the script and the panel's static files are public (they hold no data and the
 bubble must show before anyone logs in). ``/widget/ask`` and ``/widget/feedback`` answer as the
@@ -29,12 +30,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.responses import Response as HTTPResponse
 from fastapi.routing import APIRouter
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from qa.access import User
+from qa.conversation import MAX_HISTORY_TURNS, Turn, ask_options
 from qa.errors import LudaoError, QuestionError
 from qa.feedback import FeedbackRecord, FeedbackStore
-from qa.web.api_models import FeedbackRequest
+from qa.web.api_models import FeedbackRequest, HistoryTurn
 from qa.web.guards import BodyLimitRoute
 from qa.web.identity import Identity
 from qa.web.intranet import ask_as, with_user
@@ -103,11 +105,17 @@ _SCRIPT_LABELS = ("busy", "rate", "like", "dislike", "thanks", "failed", "login"
 
 
 class WidgetAsk(BaseModel):
-    """A question from the panel; the pipeline checks emptiness and length (400 with a reason)."""
+    """A question from the panel; the pipeline checks emptiness and length (400 with a reason).
+
+    ``history`` is the panel's earlier turns, oldest first, as for ``POST /api/ask``: the panel
+    keeps them in the page (nothing is stored on the server), so "那2020年呢？" is answered as
+    the question it stands for and the reply says how it was understood.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     question: StrictStr
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
 
 
 @cache
@@ -130,6 +138,8 @@ def session_user(request: Request) -> str | None:
     server, so the cookie the login set is sent with the panel's requests too.
     """
     for route in request.app.routes:
+        if getattr(route, "path", "") not in ("", "/"):  # the chat's mount, not /admin's
+            continue
         gradio_app = getattr(route, "app", None)
         tokens = getattr(gradio_app, "tokens", None)
         cookie_id = getattr(gradio_app, "cookie_id", None)
@@ -236,7 +246,8 @@ def add_widget_routes(
     def widget_ask(body: WidgetAsk, request: Request) -> dict[str, Any]:
         user = widget_user(request, identity)
         try:
-            response = ask_as(pipeline, body.question, user)
+            turns = [Turn(t.question, t.answer) for t in body.history]
+            response = ask_as(pipeline, body.question, user, **ask_options(turns))
         except QuestionError as exc:
             raise HTTPException(400, str(exc)) from exc
         except LudaoError as exc:  # e.g. an index that cannot be read: written for users
@@ -249,6 +260,7 @@ def add_widget_routes(
             "score": best.score if best else None,
             "no_answer": best is None,
             "passage_ids": [h.passage.id for h in response.hits],
+            "interpreted_as": response.interpreted_as,
         }
 
     @router.post("/widget/feedback", status_code=201)

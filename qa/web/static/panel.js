@@ -1,7 +1,9 @@
 /* The compact chat inside the bubble's panel (<server>/widget). Replies are rendered by the
  * server (qa/web/render.py: everything from a document is escaped there); this script only
  * sends questions, shows what comes back, sends like/dislike and tells the host page to close
- * the panel on Escape. Labels come from data-* attributes of <main>, in the page's language. */
+ * the panel on Escape. Labels come from data-* attributes of <main>, in the page's language.
+ * The conversation's earlier turns live here, in the page, and go with each question as
+ * `history` (as for POST /api/ask), so a follow-up ("那2020年呢？") is answered from them. */
 (function () {
   "use strict";
   var main = document.querySelector("main");
@@ -58,6 +60,17 @@
   var form = document.getElementById("ludao-form");
   var box = document.getElementById("ludao-question");
   var send = form.querySelector("button");
+  var turns = []; // {question, answer?}, oldest first: the turns the server answered
+  var MAX_TURNS = 20, MAX_BYTES = 12 * 1024; // the server refuses more turns, or 16 KB bodies
+
+  function request(question) {
+    var body = { question: question, history: turns.slice(-MAX_TURNS) };
+    while (body.history.length &&
+           new TextEncoder().encode(JSON.stringify(body)).length > MAX_BYTES) {
+      body.history.shift(); // the oldest turns matter least to a follow-up
+    }
+    return body;
+  }
 
   function add(cls) {
     var item = document.createElement("div");
@@ -105,7 +118,7 @@
     send.disabled = true;
     log.setAttribute("aria-busy", "true");
     say(L.busy);
-    post("widget/ask", { question: question }).then(function (res) {
+    post("widget/ask", request(question)).then(function (res) {
       send.disabled = false;
       log.removeAttribute("aria-busy");
       if (res.ok) {
@@ -113,6 +126,9 @@
         // Server-rendered by qa/web/render.py, which escapes every document-derived string.
         item.insertAdjacentHTML("beforeend", res.body.html);
         feedback(item, question, res.body);
+        var turn = { question: question };
+        if (typeof res.body.answer === "string") turn.answer = res.body.answer.slice(0, 2000);
+        turns.push(turn);
         say("");
       } else {
         var detail = res.body && typeof res.body.detail === "string" ? res.body.detail : "";
