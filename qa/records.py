@@ -17,15 +17,22 @@ implementation for SQLite would be a second thing to keep correct.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import LudaoError
 from .feedback import FeedbackRecord, FeedbackStore
+
+try:  # POSIX advisory locks; elsewhere first connections are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -92,13 +99,34 @@ def _engine(url: str) -> Engine:
 
         from ._record_tables import METADATA
 
-        try:
-            METADATA.create_all(engine)
-        except Exception:  # another process created the tables at the same moment
-            logger.debug("creating the record tables raced another process; checking again")
-            METADATA.create_all(engine)
+        with _first_use_lock(url if sqlite else None):
+            try:
+                METADATA.create_all(engine)
+            except Exception:  # another machine created the tables at the same moment
+                logger.debug("creating the record tables raced another process; checking again")
+                METADATA.create_all(engine)
         _engines[url] = engine
         return engine
+
+
+@contextlib.contextmanager
+def _first_use_lock(sqlite_url: str | None) -> Iterator[None]:
+    """Serialise the first connection of processes sharing one SQLite file.
+
+    Switching a new file to WAL needs the database to itself, and SQLite answers "database is
+    locked" at once, without waiting, when a second process opens the file at that moment; two
+    servers started together hit it. A lock file beside the database makes them take turns.
+    """
+    if sqlite_url is None or fcntl is None or not sqlite_url.startswith("sqlite:///"):
+        yield
+        return
+    lock_path = Path(sqlite_url.removeprefix("sqlite:///")).expanduser()
+    with lock_path.with_name(lock_path.name + ".lock").open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def record_engine(url: str) -> Engine:
