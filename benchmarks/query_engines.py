@@ -38,15 +38,10 @@ from qa.config import REPO_ROOT
 from qa.eval.latency import latency_summary, percentile
 from qa.eval.question_files import SEED_QUESTIONS, load_examples
 
+from .speed import ENGLISH_QUESTIONS
+
 logger = logging.getLogger(__name__)
 
-ENGLISH_QUESTIONS = (
-    "When does the library open in the morning?",
-    "How many days of annual leave do staff get after ten years?",
-    "What was the company's revenue growth in 2023?",
-    "Who is responsible for the digital transformation work?",
-    "Where must visitors register?",
-)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 PRECISIONS = ("fp32", "bf16", "int8")
 Embed = Callable[[str], np.ndarray]

@@ -36,6 +36,16 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         pass
 
 
+_AS_GROUPS_OPTION = click.option(
+    "--as-groups",
+    default=None,
+    metavar="GROUPS",
+    help="Answer as a user of these comma-separated access groups ('' = everyone only); "
+    "default: every document.",
+)
+"""``ludao ask`` and ``ludao eval`` answer as a given set of groups, for scripted access checks."""
+
+
 def _settings(corpus: tuple[str, ...], **overrides: object) -> Settings:
     settings = Settings.load(**overrides)
     if corpus:
@@ -135,13 +145,7 @@ def index(
     help="Earlier turns, before any --after: a JSON list or JSONL of questions or "
     '{"question", "answer"} objects.',
 )
-@click.option(
-    "--as-groups",
-    default=None,
-    metavar="GROUPS",
-    help="Answer as a user of these comma-separated access groups ('' = everyone only); "
-    "default: every document.",
-)
+@_AS_GROUPS_OPTION
 def ask(
     question: str,
     corpus: tuple[str, ...],
@@ -195,13 +199,7 @@ def _scoped(pipeline: Any, as_groups: str | None) -> Any:
 @click.option("--top-k", type=click.IntRange(1, 50), default=5)
 @click.option("--reader", default=None, help="'sentence', a reader folder or a hub id.")
 @click.option("--json", "as_json", is_flag=True)
-@click.option(
-    "--as-groups",
-    default=None,
-    metavar="GROUPS",
-    help="Answer as a user of these comma-separated access groups ('' = everyone only); "
-    "default: every document.",
-)
+@_AS_GROUPS_OPTION
 def eval_command(
     file: str,
     corpus: tuple[str, ...],

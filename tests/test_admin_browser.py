@@ -25,7 +25,7 @@ from admin_helpers import QUESTION, department_app  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from test_browser import REPO, SCREENSHOTS, _chromium, wait_for  # noqa: E402
+from test_browser import REPO, SCREENSHOTS, headless_chromium, wait_for  # noqa: E402
 from test_ui import serve  # noqa: E402
 from test_widget_browser import _axe_source, axe, by_impact  # noqa: E402
 
@@ -36,18 +36,7 @@ ARTIFACTS = REPO / "artifacts"
 
 @pytest.fixture(scope="module")
 def driver():
-    from selenium.webdriver.chrome.service import Service
-
-    browser, chromedriver = _chromium()
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not download anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1000", "--lang=zh-CN"):  # fmt: skip
-        options.add_argument(arg)
-    drv = webdriver.Chrome(service=Service(chromedriver), options=options)
-    drv.set_page_load_timeout(60)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    drv = headless_chromium()
     yield drv
     drv.quit()
 

@@ -50,8 +50,8 @@ def _chromium() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture(scope="module")
-def driver():
+def headless_chromium(window: str = "1280,1000", *, performance_log: bool = False):
+    """Debian's chromium under Selenium, offline; every browser test module starts it this way."""
     from selenium.webdriver.chrome.service import Service
 
     browser, chromedriver = _chromium()
@@ -59,11 +59,19 @@ def driver():
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1000", "--lang=zh-CN"):  # fmt: skip
+                f"--window-size={window}", "--lang=zh-CN"):  # fmt: skip
         options.add_argument(arg)
+    if performance_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     drv = webdriver.Chrome(service=Service(chromedriver), options=options)
     drv.set_page_load_timeout(60)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return drv
+
+
+@pytest.fixture(scope="module")
+def driver():
+    drv = headless_chromium()
     yield drv
     drv.quit()
 

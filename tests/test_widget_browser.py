@@ -28,7 +28,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from test_browser import SCREENSHOTS, _chromium, wait_for  # noqa: E402
+from test_browser import SCREENSHOTS, headless_chromium, wait_for  # noqa: E402
 from test_conversation_web import FIRST, FOLLOWUP, REBUILT, ConversationPipeline  # noqa: E402
 from test_ui import FakePipeline, serve  # noqa: E402
 
@@ -83,19 +83,7 @@ def bubble_tag(app_url: str, **data: str) -> str:
 
 @pytest.fixture(scope="module")
 def driver():
-    from selenium.webdriver.chrome.service import Service
-
-    browser, chromedriver = _chromium()
-    os.environ.setdefault("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,900", "--lang=zh-CN"):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    drv = webdriver.Chrome(service=Service(chromedriver), options=options)
-    drv.set_page_load_timeout(60)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    drv = headless_chromium("1280,900", performance_log=True)
     yield drv
     drv.quit()
 

@@ -10,12 +10,12 @@ entries are read here and nowhere else.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from qa.corpus import DocumentRecord
+from qa.corpus import Corpus, DocumentRecord
 from qa.errors import IndexCorruptError, IndexMismatchError, LudaoError
 from qa.retrieval import dense_index_from
 
@@ -215,4 +215,26 @@ def _unknown(key: str, index_dir: Path, manifest: dict[str, Any]) -> str:
     return (
         f"no document {key!r} in the index at {index_dir}; "
         "`ludao docs list` shows the ids and sources"
+    )
+
+
+def without_removed(corpus: Corpus, excluded: list[RemovedDocument]) -> tuple[Corpus, list[str]]:
+    """``corpus`` less the documents removed with ``ludao docs remove``, and their ids.
+
+    Every store applies the same removals before it indexes, so a removed file stays out of
+    the FAISS folder and the Milvus collection alike until it is restored.
+    """
+    if not excluded or not corpus.records:
+        return corpus, []
+    out = {r.id for r in corpus.records if any(e.excludes(r.id, r.source) for e in excluded)}
+    if not out:
+        return corpus, []
+    return (
+        replace(
+            corpus,
+            documents=[d for d in corpus.documents if d.id not in out],
+            passages=[p for p in corpus.passages if p.doc_id not in out],
+            records=[r for r in corpus.records if r.id not in out],
+        ),
+        sorted(out),
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,7 +30,7 @@ from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.retrieval import Retriever, dense_index_from
 from qa.schema import Passage
 
-from .admin import RemovedDocument, document_records, now, removed_documents
+from .admin import document_records, now, removed_documents, without_removed
 from .lock import recover_interrupted_save, writer_lock
 from .store import (
     DENSE,
@@ -188,7 +188,7 @@ def update_index(
         recover_interrupted_save(index_dir)
         old_manifest = _tolerant_manifest(index_dir)
         excluded = removed_documents(old_manifest)
-        corpus, skipped = _without_excluded(corpus, excluded)
+        corpus, skipped = without_removed(corpus, excluded)
         if skipped:
             logger.info(
                 "leaving out %d removed document(s): %s (`ludao docs restore` brings them back)",
@@ -308,23 +308,6 @@ def _tolerant_manifest(index_dir: Path) -> dict[str, Any]:
         return read_manifest(index_dir)
     except (FileNotFoundError, IndexCorruptError):
         return {}
-
-
-def _without_excluded(corpus: Corpus, excluded: list[RemovedDocument]) -> tuple[Corpus, list[str]]:
-    if not excluded or not corpus.records:
-        return corpus, []
-    out = {r.id for r in corpus.records if any(e.excludes(r.id, r.source) for e in excluded)}
-    if not out:
-        return corpus, []
-    return (
-        replace(
-            corpus,
-            documents=[d for d in corpus.documents if d.id not in out],
-            passages=[p for p in corpus.passages if p.doc_id not in out],
-            records=[r for r in corpus.records if r.id not in out],
-        ),
-        sorted(out),
-    )
 
 
 def _dated(records: list[DocumentRecord], old_manifest: dict[str, Any]) -> list[dict[str, Any]]:

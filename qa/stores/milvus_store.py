@@ -18,14 +18,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.corpus import Corpus, DocumentRecord
 from qa.errors import IndexMismatchError, LudaoError
 from qa.index import DocumentListing, RemovedDocument
-from qa.index.admin import now
+from qa.index.admin import now, without_removed
 from qa.index.store import text_key
 from qa.schema import Passage
 
@@ -145,7 +145,7 @@ class MilvusStore:
                 "`ludao index --store milvus --rebuild`"
             )
         excluded = self._excluded()
-        corpus, skipped = _without_excluded(corpus, excluded)
+        corpus, skipped = without_removed(corpus, excluded)
         stored = self._records()
         by_doc: dict[str, list[Passage]] = {}
         for passage in corpus.passages:
@@ -420,19 +420,4 @@ def _find(records: list[DocumentRecord], key: str) -> DocumentRecord | None:
     source = str(Path(key).resolve()) if key else ""
     return next((r for r in records if r.id == key), None) or next(
         (r for r in records if r.source and r.source == source), None
-    )
-
-
-def _without_excluded(corpus: Corpus, excluded: list[RemovedDocument]) -> tuple[Corpus, list[str]]:
-    out = {r.id for r in corpus.records if any(e.excludes(r.id, r.source) for e in excluded)}
-    if not out:
-        return corpus, []
-    return (
-        replace(
-            corpus,
-            documents=[d for d in corpus.documents if d.id not in out],
-            passages=[p for p in corpus.passages if p.doc_id not in out],
-            records=[r for r in corpus.records if r.id not in out],
-        ),
-        sorted(out),
     )
