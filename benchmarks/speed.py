@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.config import REPO_ROOT, Settings
+from qa.config import REPO_ROOT, Settings, portable_path
 from qa.eval.latency import latency_summary, percentile
 from qa.eval.limit import flop_per_token, fraction_of_limit, measure_limit, passage_tokens
 from qa.eval.metrics import has_relevant_passage, score_answer
@@ -312,7 +312,7 @@ def measure_cmrc(
                     tokens[spec], sum(times[spec]) / 1000, limit_gflops, flop_per_token(layers)
                 )
             )
-    return {"file": str(CMRC_DEV), "n": len(examples), "baseline": base, "variants": out}
+    return {"file": portable_path(CMRC_DEV), "n": len(examples), "baseline": base, "variants": out}
 
 
 def measure_query(bench: Bench, repeat: int) -> dict:

@@ -22,6 +22,22 @@ DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus"
 DEFAULT_READER = REPO_ROOT / "models" / "reader-zh"
 
 
+def portable_path(path: str | Path) -> str:
+    """``path`` as committed results and model metadata should name it.
+
+    Benchmark results and the reader's training record are committed, and must not carry one
+    machine's folders: a path inside the repository is written relative to it, one inside the
+    sibling ``shared/`` folder as ``../shared/…``; anything else is kept as given.
+    """
+    resolved = Path(path).expanduser().resolve()
+    for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent / "shared", "../shared/")):
+        try:
+            return prefix + resolved.relative_to(base.resolve()).as_posix()
+        except ValueError:
+            continue
+    return str(path)
+
+
 def ludao_home() -> Path:
     """``$LUDAO_HOME`` or ``~/.cache/ludao``: caches, converted models, indexes, feedback."""
     home = os.environ.get("LUDAO_HOME")

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .config import portable_path
 from .readers.windows import answer_token_span, make_windows
 
 logger = logging.getLogger(__name__)
@@ -378,7 +379,9 @@ def _save(model, tokenizer, out_dir: Path, config, history, started, step) -> No
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     info = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "config": {
+            k: portable_path(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
+        },
         "steps": step,
         "minutes": round((time.monotonic() - started) / 60, 2),
         "loss_history": history,

@@ -145,3 +145,12 @@ def test_login_needs_both_username_and_password(monkeypatch: pytest.MonkeyPatch)
         ServeSettings.load()
     monkeypatch.setenv("LUDAO_PASSWORD", "pw")
     assert ServeSettings.load().login == ("staff", "pw")
+
+
+def test_portable_path_names_no_folder_of_this_machine(tmp_path):
+    from qa.config import REPO_ROOT, portable_path
+
+    assert portable_path(REPO_ROOT / "data" / "corpus") == "data/corpus"
+    shared = REPO_ROOT.parent / "shared" / "data" / "qa" / "cmrc2018_dev.json"
+    assert portable_path(shared) == "../shared/data/qa/cmrc2018_dev.json"
+    assert portable_path(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import Settings
+from ..config import Settings, portable_path
 from .latency import latency_summary
 from .limit import fraction_of_limit, measure_limit, passage_tokens
 from .question_files import SEED_QUESTIONS, load_examples
@@ -77,7 +77,7 @@ def run_latency_benchmark(
     limit = measure_limit()
     build = _index_build_rate(retriever, limit_gflops=limit["gflops_best"])
     return {
-        "corpus": list(settings.corpus),
+        "corpus": [portable_path(p) for p in settings.corpus],
         "passages": len(retriever),
         "questions": len(texts),
         "repeat": repeat,
