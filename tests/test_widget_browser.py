@@ -10,6 +10,7 @@ counts by impact go to ``artifacts/axe-widget.json``; the bytes the host page lo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -24,6 +25,7 @@ import pytest
 pytest.importorskip("gradio")
 webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
 
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -385,10 +387,15 @@ def test_page_loads_only_the_script_until_the_panel_opens(driver, pages, app_url
     try:
         wait_for(driver, "#ludao-question")
         # The frame is another site, so its requests are in its own Resource Timing, not here.
-        loaded = driver.execute_script(
+        # The question box can be ready before the style sheet's entry is written: wait for
+        # the panel's three files (a missing one still fails below, after the timeout).
+        script = (
             "return performance.getEntries().filter(e => e.transferSize !== undefined)"
             ".map(e => [e.name, e.transferSize])"
         )
+        with contextlib.suppress(TimeoutException):
+            WebDriverWait(driver, 30).until(lambda d: len(d.execute_script(script)) >= 3)
+        loaded = driver.execute_script(script)
     finally:
         driver.switch_to.default_content()
     opened = {url[len(app_url) :]: size for url, size in loaded}
