@@ -64,13 +64,18 @@ DOCUMENTS = {
 }
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
+def write_documents(tmp_path: Path) -> Path:
+    """The small corpus of these tests, one file per document, in ``tmp_path/corpus``."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name, paras in DOCUMENTS.items():
         (corpus / name).write_text("\n\n".join(paras), encoding="utf-8")
     return corpus
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return write_documents(tmp_path)
 
 
 def read(folder: Path) -> Corpus:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from qa.corpus import Corpus, read_corpus
+from qa.corpus import Corpus
 from qa.errors import LudaoError
 from qa.retrieval import Retriever
 from qa.stores import StoreUnavailableError, VectorStore
 from qa.stores.base import group_filter, stored_groups
 from tests.conftest import FakeEncoder
-from tests.test_indexing import DOCUMENTS, MAX_CHARS, MIN_CHARS, QUERIES, CountingEncoder
+from tests.test_indexing import DOCUMENTS, QUERIES, CountingEncoder, read, write_documents
 
 HAVE_MILVUS = all(importlib.util.find_spec(m) for m in ("pymilvus", "milvus_lite"))
 STORES = [
@@ -54,15 +54,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name, paras in DOCUMENTS.items():
-        (corpus / name).write_text("\n\n".join(paras), encoding="utf-8")
-    return corpus
-
-
-def read(folder: Path) -> Corpus:
-    return read_corpus([folder], max_chars=MAX_CHARS, min_chars=MIN_CHARS)
+    return write_documents(tmp_path)
 
 
 def ranked(searcher, queries=QUERIES, k: int = 3) -> list[list[str]]:
