@@ -305,14 +305,12 @@ def _warm_up(pipeline: Pipeline) -> None:
     logger.info("warmed up in %.1f s", time.perf_counter() - t0)
 
 
-def serve(settings: Settings, server: ServeSettings) -> None:
-    """Answer from ``settings.corpus`` as ``server`` says, until the process is stopped.
+def build_server_app(settings: Settings, server: ServeSettings) -> FastAPI:
+    """The app ``ludao serve`` runs, its pipeline loaded and warmed up (also one Ray replica's).
 
-    The pipeline is reloadable (``POST /api/reload``, ``server.watch``) and warmed up before the
-    port opens. ``server.upload_dir`` joins the corpus, so uploaded files are answered from.
+    The pipeline is reloadable (``POST /api/reload``, ``server.watch``). ``server.upload_dir``
+    joins the corpus, so uploaded files are answered from.
     """
-    import uvicorn
-
     from qa.pipeline import Pipeline
     from qa.reloading import ReloadablePipeline
 
@@ -326,7 +324,7 @@ def serve(settings: Settings, server: ServeSettings) -> None:
         pipeline.start_watching(server.watch)
     default_corpus = settings.corpus == Settings().corpus
     security, identity = intranet.from_serve_settings(server)
-    app = create_app(
+    return create_app(
         pipeline,
         root_path=server.root_path,
         auth=server.login,
@@ -340,6 +338,13 @@ def serve(settings: Settings, server: ServeSettings) -> None:
         security=security,
         identity=identity,
     )
+
+
+def serve(settings: Settings, server: ServeSettings) -> None:
+    """Answer from ``settings.corpus`` as ``server`` says, until the process is stopped."""
+    import uvicorn
+
+    app = build_server_app(settings, server)
     # Forwarded headers are applied by qa.web.security.ProxyHeaders, which also needs to know
     # the real peer to decide whether a user header can be believed.
     uvicorn.run(app, host=server.host, port=server.port, proxy_headers=False)

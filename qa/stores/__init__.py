@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .base import Searcher, StoreUnavailableError, StoreUpdate, VectorStore
 
 if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
     from qa.config import Settings
     from qa.corpus import Corpus
 
@@ -78,11 +79,14 @@ def open_searcher(
     rebuild: bool = False,
     store: str | None = None,
     corpus: Corpus | None = None,
+    encoder: Encoder | None = None,
 ) -> StoreUpdate:
     """Sync the configured store with ``settings.corpus`` and return it with its searcher.
 
     What ``Pipeline.from_settings`` and ``ludao index`` call. The FAISS store does exactly what
-    ``qa.index.update_index`` always did. ``corpus`` is ``settings.corpus`` already read.
+    ``qa.index.update_index`` always did. ``corpus`` is ``settings.corpus`` already read;
+    ``encoder`` replaces the settings' one for embedding passages (``ludao index --ray``) and
+    must carry the same ``model_id``.
     """
     from qa.corpus import corpus_from_settings
     from qa.index import locate_index
@@ -96,7 +100,10 @@ def open_searcher(
     if chosen.name == "milvus":
         options["roots"] = settings.corpus
         options["groups_for"] = _groups_for(settings)
-    encoder = locate_index(settings).encoder
+    local = locate_index(settings).encoder
+    if encoder is not None and encoder.model_id != local.model_id:
+        raise ValueError(f"encoder {encoder.model_id} is not the configured {local.model_id}")
+    encoder = encoder or local
     if corpus is None:
         corpus = corpus_from_settings(settings)
     return chosen.sync(corpus, encoder, rebuild=rebuild, **options)

@@ -9,17 +9,19 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from .config import ServeSettings, Settings
-from .errors import LudaoError
+from qa.config import ServeSettings
+from qa.errors import LudaoError
+
+from .common import AS_GROUPS_OPTION, settings_for
+from .docs import docs
 
 logger = logging.getLogger("qa")
-T = TypeVar("T")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -34,23 +36,6 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
-
-
-_AS_GROUPS_OPTION = click.option(
-    "--as-groups",
-    default=None,
-    metavar="GROUPS",
-    help="Answer as a user of these comma-separated access groups ('' = everyone only); "
-    "default: every document.",
-)
-"""``ludao ask`` and ``ludao eval`` answer as a given set of groups, for scripted access checks."""
-
-
-def _settings(corpus: tuple[str, ...], **overrides: object) -> Settings:
-    settings = Settings.load(**overrides)
-    if corpus:
-        settings = replace(settings, corpus=tuple(corpus))
-    return settings
 
 
 @click.group()
@@ -82,12 +67,30 @@ def cli(verbose: int, quiet: bool) -> None:
     default=None,
     help="Vector store to fill (default LUDAO_VECTOR_STORE or faiss; milvus: LUDAO_MILVUS_URI).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Embed new passages on a Ray cluster (after PATHS): host:port of its head, 'auto', or "
+    "nothing (RAY_ADDRESS, else a Ray on this machine). Needs `pip install 'ludao[ray]'`.",
+)
+@click.option(
+    "--ray-workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Encoder actors on the cluster (default: one per CPU, minus one for Ray Data).",
+)
 def index(
     paths: tuple[str, ...],
     rebuild: bool,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     store: str | None,
+    ray_address: str | None,
+    ray_workers: int | None,
 ) -> None:
     """Build (or reuse) the index of PATHS (files or folders; default: the default corpus).
 
@@ -95,14 +98,19 @@ def index(
     skipped with the reason (unsupported, empty, binary, encrypted, broken, undecodable, ...).
     """
     try:
-        from .corpus import corpus_from_settings
-        from .stores import open_searcher
+        from qa.corpus import corpus_from_settings
+        from qa.stores import open_searcher
 
-        settings = _settings(
+        settings = settings_for(
             paths, include=include or None, exclude=exclude or None, vector_store=store
         )
         corpus = corpus_from_settings(settings)
-        update = open_searcher(settings, rebuild=rebuild, corpus=corpus)
+        encoder = None
+        if ray_address is not None:
+            from qa.cluster.embedding import ray_encoder
+
+            encoder = ray_encoder(settings, ray_address, workers=ray_workers)
+        update = open_searcher(settings, rebuild=rebuild, corpus=corpus, encoder=encoder)
         index_dir = update.location
     except LudaoError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -119,6 +127,7 @@ def index(
                 "files_skipped": len(corpus.report.skipped),
                 "skipped_by_reason": corpus.report.counts()["skipped_by_reason"],
                 "files": [f.to_dict() for f in corpus.report.files],
+                **({"ray": encoder.report()} if encoder is not None else {}),
             },
             ensure_ascii=False,
         )
@@ -145,7 +154,7 @@ def index(
     help="Earlier turns, before any --after: a JSON list or JSONL of questions or "
     '{"question", "answer"} objects.',
 )
-@_AS_GROUPS_OPTION
+@AS_GROUPS_OPTION
 def ask(
     question: str,
     corpus: tuple[str, ...],
@@ -157,11 +166,11 @@ def ask(
     as_groups: str | None,
 ) -> None:
     """Answer QUESTION from the corpus (as a follow-up of --after / --history-file turns)."""
-    from .conversation import ask_options, conversation_turns
-    from .pipeline import Pipeline
+    from qa.conversation import ask_options, conversation_turns
+    from qa.pipeline import Pipeline
 
     try:
-        pipeline = _scoped(Pipeline.from_settings(_settings(corpus, reader=reader)), as_groups)
+        pipeline = _scoped(Pipeline.from_settings(settings_for(corpus, reader=reader)), as_groups)
         turns = conversation_turns(pipeline, after, history_file, top_k=top_k)
         response = pipeline.ask(question, top_k=top_k, **ask_options(turns))
     except LudaoError as exc:
@@ -185,7 +194,7 @@ def _scoped(pipeline: Any, as_groups: str | None) -> Any:
     """``pipeline``, or the same answering only from what ``--as-groups`` may read."""
     if as_groups is None:
         return pipeline
-    from .access import GroupScoped, parse_groups
+    from qa.access import GroupScoped, parse_groups
 
     return GroupScoped(pipeline, parse_groups(as_groups))
 
@@ -199,7 +208,7 @@ def _scoped(pipeline: Any, as_groups: str | None) -> Any:
 @click.option("--top-k", type=click.IntRange(1, 50), default=5)
 @click.option("--reader", default=None, help="'sentence', a reader folder or a hub id.")
 @click.option("--json", "as_json", is_flag=True)
-@_AS_GROUPS_OPTION
+@AS_GROUPS_OPTION
 def eval_command(
     file: str,
     corpus: tuple[str, ...],
@@ -212,19 +221,19 @@ def eval_command(
     as_groups: str | None,
 ) -> None:
     """Score Ludao on FILE (SQuAD JSON or JSONL questions)."""
-    from .eval.question_files import load_examples
-    from .eval.runner import (
+    from qa.eval.question_files import load_examples
+    from qa.eval.runner import (
         evaluate,
         gold_passage_asker,
         pipeline_asker,
         squad_paragraph_pipeline,
         write_predictions,
     )
-    from .pipeline import Pipeline
-    from .readers import reader_from_settings
+    from qa.pipeline import Pipeline
+    from qa.readers import reader_from_settings
 
     try:
-        settings = _settings(corpus, reader=reader)
+        settings = settings_for(corpus, reader=reader)
         examples = load_examples(file)[:limit]
         is_squad = not file.endswith(".jsonl") and all(e.context is not None for e in examples)
         if gold_passage:
@@ -279,12 +288,28 @@ def _serve_options(command: Callable[..., None]) -> Callable[..., None]:
     type=click.Path(exists=True),
     help="File or folder to answer from (repeatable; LUDAO_CORPUS).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Serve from Ray Serve replicas: host:port of the cluster's head, 'auto', or nothing "
+    "(RAY_ADDRESS, else a Ray on this machine). Needs `pip install 'ludao[ray]'`.",
+)
+@click.option(
+    "--replicas", type=click.IntRange(1), default=2, show_default=True, help="With --ray."
+)
 @_serve_options
-def serve(corpus: tuple[str, ...], **options: object) -> None:
+def serve(
+    corpus: tuple[str, ...], ray_address: str | None, replicas: int, **options: object
+) -> None:
     """Run the chat, the HTTP API and the embeddable widget in one server.
 
     An option not given comes from LUDAO_<OPTION> or the [serve] table of
-    $LUDAO_HOME/config.toml.
+    $LUDAO_HOME/config.toml. With --ray, the same app runs in --replicas Ray Serve replicas
+    behind Ray's proxy at --host/--port; Ctrl-C takes it down.
     """
     import ui
 
@@ -292,7 +317,24 @@ def serve(corpus: tuple[str, ...], **options: object) -> None:
         server = ServeSettings.load(**options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    ui.serve(_settings(corpus), server)
+    if ray_address is None:
+        ui.serve(settings_for(corpus), server)
+        return
+    from qa.cluster.connect import import_ray
+
+    try:
+        import_ray()
+        from qa.cluster.serving import serve_until_stopped
+
+        serve_until_stopped(
+            ui.build_server_app,
+            settings_for(corpus),
+            server,
+            address=ray_address,
+            replicas=replicas,
+        )
+    except LudaoError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @cli.command(name="train-reader")
@@ -312,7 +354,7 @@ def serve(corpus: tuple[str, ...], **options: object) -> None:
 @click.option("--device", default="cpu")
 def train_reader_command(**options: object) -> None:
     """Fine-tune Ludao's reader on the training files of DATA_DIR (never the evaluation ones)."""
-    from .training import TrainConfig, train_reader
+    from qa.training import TrainConfig, train_reader
 
     config = TrainConfig(
         data_dir=Path(str(options["data_dir"])),
@@ -339,7 +381,7 @@ def train_reader_command(**options: object) -> None:
 @click.option("--calibrate-on", type=int, default=600, help="Held-out questions to calibrate on.")
 def package_reader(checkpoint: str, out_dir: str, calibrate_on: int) -> None:
     """Calibrate a trained checkpoint on its held-out split and write the compact reader."""
-    from .calibration import calibrate_and_package
+    from qa.calibration import calibrate_and_package
 
     result = calibrate_and_package(Path(checkpoint), Path(out_dir), limit=calibrate_on)
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
@@ -352,92 +394,13 @@ def package_reader(checkpoint: str, out_dir: str, calibrate_on: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def bench(corpus: tuple[str, ...], questions: str | None, repeat: int, as_json: bool) -> None:
     """Latency of retrieval and reading on the corpus, per stage (default: the seed questions)."""
-    from .eval.bench import run_latency_benchmark
+    from qa.eval.bench import run_latency_benchmark
 
-    result = run_latency_benchmark(_settings(corpus), questions=questions, repeat=repeat)
+    result = run_latency_benchmark(settings_for(corpus), questions=questions, repeat=repeat)
     click.echo(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2))
 
 
-@cli.group()
-def docs() -> None:
-    """The documents of a saved index: list, remove, restore.
-
-    A removed document's passages leave the index at once (nothing is re-embedded), and later
-    `ludao index` runs of the same corpus keep it out even though its file is still there, until
-    `ludao docs restore` brings it back (the next `ludao index` then embeds it again). Delete or
-    move the file instead to drop it for good.
-    """
-
-
-_CORPUS_OPTION = click.option(
-    "--corpus",
-    "corpus",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="The indexed files or folders, as given to `ludao index` (default: the default corpus).",
-)
-
-
-@docs.command(name="list")
-@_CORPUS_OPTION
-@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
-def docs_list(corpus: tuple[str, ...], as_json: bool) -> None:
-    """List the indexed documents (id, source, passages, SHA-256, indexed time)."""
-    from dataclasses import asdict
-
-    from .index import list_documents, locate_index
-
-    try:
-        listing = list_documents(locate_index(_settings(corpus)).index_dir)
-    except LudaoError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if as_json:
-        data = {
-            "index_dir": str(listing.index_dir),
-            "created": listing.created,
-            "documents": [asdict(d) for d in listing.documents],
-            "removed": [e.to_entry() for e in listing.excluded],
-        }
-        click.echo(json.dumps(data, ensure_ascii=False))
-        return
-    click.echo("id\tpassages\tsha256\tindexed\tsource")
-    for d in listing.documents:
-        digest = (d.sha256 or "-")[:12]
-        click.echo(f"{d.id}\t{d.passages}\t{digest}\t{d.indexed or '-'}\t{d.source}")
-    for e in listing.excluded:
-        click.echo(f"{e.id}\tremoved {e.removed or ''}\t{e.source}")
-
-
-def _on_index(corpus: tuple[str, ...], change: Callable[[Path, str], T], document: str) -> T:
-    """Run a document change on the index of ``corpus``; a refusal is a usage error, not a trace."""
-    from .index import locate_index
-
-    try:
-        return change(locate_index(_settings(corpus)).index_dir, document)
-    except LudaoError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@docs.command(name="remove")
-@click.argument("document")
-@_CORPUS_OPTION
-def docs_remove(document: str, corpus: tuple[str, ...]) -> None:
-    """Remove DOCUMENT (an id from `ludao docs list`, or its file's path) from the index."""
-    from .index import remove_document
-
-    record = _on_index(corpus, remove_document, document)
-    click.echo(f"removed {record.id} ({record.passages} passages); `ludao docs restore` undoes it")
-
-
-@docs.command(name="restore")
-@click.argument("document")
-@_CORPUS_OPTION
-def docs_restore(document: str, corpus: tuple[str, ...]) -> None:
-    """Undo `ludao docs remove DOCUMENT`; the next `ludao index` embeds it again."""
-    from .index import restore_document
-
-    entry = _on_index(corpus, restore_document, document)
-    click.echo(f"restored {entry.id}; run `ludao index` to put it back in the index")
+cli.add_command(docs)
 
 
 def main() -> None:  # pragma: no cover - console entry point
