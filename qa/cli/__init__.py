@@ -18,7 +18,7 @@ import click
 from qa.config import ServeSettings
 from qa.errors import LudaoError
 
-from .common import AS_GROUPS_OPTION, settings_for
+from .common import AS_GROUPS_OPTION, ray_option, settings_for
 from .docs import docs
 
 logger = logging.getLogger("qa")
@@ -67,16 +67,7 @@ def cli(verbose: int, quiet: bool) -> None:
     default=None,
     help="Vector store to fill (default LUDAO_VECTOR_STORE or faiss; milvus: LUDAO_MILVUS_URI).",
 )
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Embed new passages on a Ray cluster (after PATHS): host:port of its head, 'auto', or "
-    "nothing (RAY_ADDRESS, else a Ray on this machine). Needs `pip install 'ludao[ray]'`.",
-)
+@ray_option("Embed new passages on a Ray cluster (after PATHS)")
 @click.option(
     "--ray-workers",
     type=click.IntRange(1),
@@ -288,16 +279,7 @@ def _serve_options(command: Callable[..., None]) -> Callable[..., None]:
     type=click.Path(exists=True),
     help="File or folder to answer from (repeatable; LUDAO_CORPUS).",
 )
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Serve from Ray Serve replicas: host:port of the cluster's head, 'auto', or nothing "
-    "(RAY_ADDRESS, else a Ray on this machine). Needs `pip install 'ludao[ray]'`.",
-)
+@ray_option("Serve from Ray Serve replicas")
 @click.option(
     "--replicas", type=click.IntRange(1), default=2, show_default=True, help="With --ray."
 )

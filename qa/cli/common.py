@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, TypeVar
 
 import click
 
 from qa.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 AS_GROUPS_OPTION = click.option(
     "--as-groups",
@@ -16,6 +20,20 @@ AS_GROUPS_OPTION = click.option(
     "default: every document.",
 )
 """``ludao ask`` and ``ludao eval`` answer as a given set of groups, for scripted access checks."""
+
+
+def ray_option(what: str) -> Callable[[F], F]:
+    """``--ray [ADDRESS]`` of ``ludao index`` and ``ludao serve``: ``""`` when given bare."""
+    return click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="",
+        default=None,
+        metavar="[ADDRESS]",
+        help=f"{what}: host:port of the cluster's head, 'auto', or nothing (RAY_ADDRESS, else a "
+        "Ray on this machine). Needs `pip install 'ludao[ray]'`.",
+    )
 
 
 def settings_for(corpus: tuple[str, ...], **overrides: object) -> Settings:
