@@ -63,6 +63,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and address != "auto":
         _probe(address)
+    _reload_auth_settings()
     options: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": True}
     if address is None:
         # A private local Ray: no dashboard, bound to the loopback interface.
@@ -84,6 +85,25 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
         resources.get("CPU", 0),
     )
     return ray
+
+
+def _reload_auth_settings() -> None:
+    """Make Ray read ``RAY_AUTH_MODE``/``RAY_AUTH_TOKEN`` as they are now.
+
+    Ray reads its configuration and the cluster token once per process and caches both; a
+    process that touched Ray before the token was put in its environment (a test session, a
+    notebook, a server that joins later) would otherwise present no token and be refused with
+    "InvalidAuthToken". The hooks are Ray internals: where they are missing, nothing is reset.
+    """
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:
+        return
+    try:
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (AttributeError, RuntimeError) as exc:
+        logger.debug("could not refresh Ray's cached auth settings: %s", exc)
 
 
 def _probe(address: str) -> None:
