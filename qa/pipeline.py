@@ -12,14 +12,18 @@ from dataclasses import dataclass, field, replace
 
 from .access import DocumentAccess
 from .answer_cache import AnswerCache, normalise_question
+from .batching import MicroBatcher
 from .config import Settings
 from .conversation import Turn, parse_history, resolver_for
 from .errors import QuestionError
-from .readers import Reader, reader_from_settings
+from .readers import Reader, Reading, reader_from_settings
 from .retrieval import Retriever
-from .schema import PipelineInfo, Response
+from .schema import Hit, PipelineInfo, Response
 
 logger = logging.getLogger(__name__)
+
+_Asked = tuple[str, int, dict[str, frozenset]]
+"""What the batcher is given per question: the text answered, ``top_k`` and the search scope."""
 
 
 def clean_question(question: object, *, max_chars: int) -> str:
@@ -54,9 +58,20 @@ class Pipeline:
     """Answers kept for repeated questions (0 = off); emptied when the index or reader changes."""
     access: DocumentAccess | None = None
     """Document groups (``qa.access``); ``ask(groups=...)`` searches only what those may read."""
+    micro_batch: int = 1
+    """Most questions answered in one pass when callers in several threads ask at the same
+    moment (``qa.batching``); 1 answers each in its caller's thread."""
+    micro_batch_window_ms: float = 0.0
 
     def __post_init__(self) -> None:
         self.cache = AnswerCache(self.cache_size)
+        self.batcher: MicroBatcher[_Asked, Response] | None = None
+        if self.micro_batch > 1:
+            self.batcher = MicroBatcher(
+                self._answer_batch,
+                max_batch=self.micro_batch,
+                window_ms=self.micro_batch_window_ms,
+            )
 
     def ask(
         self,
@@ -91,7 +106,14 @@ class Pipeline:
             ms = (time.perf_counter() - t0) * 1000
             timings = {"cache": ms, "total": ms}
             return replace(cached, question=text, interpreted_as=interpreted, timings_ms=timings)
-        response = self._answer(asked, top_k, scope)
+        if self.batcher is None:
+            response = self._answer(asked, top_k, scope)
+        else:
+            response, waited_s = self.batcher.submit((asked, top_k, scope))
+            timings = dict(response.timings_ms)
+            timings["queue"] = waited_s * 1000
+            timings["total"] = timings.get("total", 0.0) + timings["queue"]
+            response = replace(response, timings_ms=timings)
         self.cache.put(key, owners, response)
         return replace(response, question=text, interpreted_as=interpreted)
 
@@ -135,7 +157,43 @@ class Pipeline:
         hits = self.retriever.search(text, top_k=top_k, **(scope or {}))
         t1 = time.perf_counter()
         reading = self.reader.read(text, [h.passage for h in hits], top_k=self.reader_top_k)
-        t2 = time.perf_counter()
+        return self._response(text, hits, reading, (t0, t1, time.perf_counter()))
+
+    def _answer_batch(self, items: list[_Asked]) -> list[Response]:
+        """Answers to questions asked at the same moment: their query vectors in one call of
+        the encoder, their passages in one pass of the reader (``qa.batching``).
+
+        Each answer is the one :meth:`_answer` gives its question alone (tested), and each
+        response carries the batch's timings, since its stages ran for all of them at once.
+        """
+        if len(items) == 1:
+            return [self._answer(*items[0])]
+        t0 = time.perf_counter()
+        search_many = getattr(self.retriever, "search_many", None)
+        if callable(search_many) and all(set(scope) <= {"allowed"} for _, _, scope in items):
+            found = search_many([(text, k, scope.get("allowed")) for text, k, scope in items])
+        else:  # a shared store's searcher filters by groups itself: one search each
+            found = [self.retriever.search(text, top_k=k, **scope) for text, k, scope in items]
+        t1 = time.perf_counter()
+        requests = [
+            (text, [h.passage for h in hits], self.reader_top_k)
+            for (text, _, _), hits in zip(items, found, strict=True)
+        ]
+        read_many = getattr(self.reader, "read_many", None)
+        if callable(read_many):
+            readings = read_many(requests)
+        else:
+            readings = [self.reader.read(text, passages, top_k=k) for text, passages, k in requests]
+        times = (t0, t1, time.perf_counter())
+        return [
+            self._response(text, hits, reading, times)
+            for (text, _, _), hits, reading in zip(items, found, readings, strict=True)
+        ]
+
+    def _response(
+        self, text: str, hits: list[Hit], reading: Reading, times: tuple[float, float, float]
+    ) -> Response:
+        t0, t1, t2 = times
         return Response(
             question=text,
             answers=reading.answers,
@@ -213,6 +271,8 @@ class Pipeline:
             description=description,
             cache_size=settings.answer_cache_size,
             access=access,
+            micro_batch=settings.micro_batch,
+            micro_batch_window_ms=settings.micro_batch_window_ms,
         )
 
     @classmethod
@@ -235,6 +295,8 @@ class Pipeline:
                 "index_dir": opened.location,
             },
             cache_size=settings.answer_cache_size,
+            micro_batch=settings.micro_batch,
+            micro_batch_window_ms=settings.micro_batch_window_ms,
         )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
@@ -193,13 +193,19 @@ class Retriever:
     # -- searching --------------------------------------------------------------------------
 
     def search(
-        self, query: str, top_k: int = 5, *, allowed: AbstractSet[int] | None = None
+        self,
+        query: str,
+        top_k: int = 5,
+        *,
+        allowed: AbstractSet[int] | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
         """The ``top_k`` passages for ``query``, best first, with fused scores and both ranks.
 
         ``allowed`` (passage positions, from ``qa.access.DocumentAccess.allowed_rows``) limits
         the search to those rows *before* ranking: the others are never scored, so they cannot
         be read, cited or counted. ``None`` searches everything.
+        ``query_vector``: the query's embedding when the caller has it (:meth:`search_many`).
 
         Raises:
             QuestionError: the query is empty.
@@ -216,7 +222,7 @@ class Retriever:
         dense_ids: list[int] = []
         sparse_ids: list[int] = []
         if self.dense_weight > 0:
-            dense_ids = self.dense_ranking(query, depth, allowed=allowed)
+            dense_ids = self.dense_ranking(query, depth, allowed=allowed, vector=query_vector)
             rankings.append((dense_ids, self.dense_weight))
         if self.sparse_weight > 0:
             sparse_ids = self.sparse_ranking(query, depth, allowed=allowed)
@@ -233,18 +239,45 @@ class Retriever:
             for doc, score in rrf_fuse(rankings, rrf_k=self.rrf_k)[:top_k]
         ]
 
+    def search_many(
+        self, queries: Sequence[tuple[str, int, AbstractSet[int] | None]]
+    ) -> list[list[Hit]]:
+        """:meth:`search` for each ``(query, top_k, allowed)``, the query vectors computed in
+        one call: the server's micro-batches (``qa.batching``) embed their questions together."""
+        vectors: np.ndarray | None = None
+        encode_many = getattr(self.encoder, "encode_queries", None)
+        if self.dense_weight > 0 and self.dense_index is not None and callable(encode_many):
+            vectors = encode_many([query for query, _, _ in queries])
+        return [
+            self.search(
+                query,
+                top_k,
+                allowed=allowed,
+                query_vector=None if vectors is None else vectors[i],
+            )
+            for i, (query, top_k, allowed) in enumerate(queries)
+        ]
+
     def dense_ranking(
-        self, query: str, k: int, *, allowed: AbstractSet[int] | None = None
+        self,
+        query: str,
+        k: int,
+        *,
+        allowed: AbstractSet[int] | None = None,
+        vector: np.ndarray | None = None,
     ) -> list[int]:
         """Passage positions by cosine similarity to the query, best first (at most ``k``).
 
         With ``allowed``, only those rows are scored (exactly, from the saved vectors).
+        ``vector``: the query's embedding, when already computed.
         """
         if self.dense_index is None or len(self.dense_index) == 0:
             return []
+        if vector is None:
+            vector = self.encoder.encode_query(query)
         if allowed is not None:
-            return allowed_dense_ranking(self.vectors, self.encoder.encode_query(query), allowed, k)
-        _, ids = self.dense_index.search(self.encoder.encode_query(query), k)
+            return allowed_dense_ranking(self.vectors, vector, allowed, k)
+        _, ids = self.dense_index.search(vector, k)
         return [int(i) for i in ids[0] if i >= 0]
 
     def sparse_ranking(

@@ -75,6 +75,19 @@ def test_lean_vectors_match_sentence_transformers(tiny_e5, precision):
     assert lean.model_id == reference.model_id  # the same index serves both
 
 
+@pytest.mark.parametrize("engine", ["lean", "torch"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_queries_embedded_together_are_each_as_alone(tiny_e5, precision, engine):
+    # The server's micro-batches (qa.batching) embed questions of different lengths together:
+    # padding must not leak into a row through attention or pooling.
+    encoder = SentenceEncoder(str(tiny_e5), precision=precision, query_engine=engine)  # type: ignore[arg-type]
+    together = encoder.encode_queries(list(QUESTIONS))
+    assert together.shape == (len(QUESTIONS), encoder.dimension)
+    for row, question in zip(together, QUESTIONS, strict=True):
+        assert float(row @ encoder.encode_query(question)) >= 0.9999, (precision, question)
+    assert encoder.encode_queries([]).shape == (0, encoder.dimension)
+
+
 def test_lean_tokens_are_sentence_transformers_tokens(tiny_e5):
     encoder = SentenceEncoder(str(tiny_e5), precision="fp32")
     model = encoder.model

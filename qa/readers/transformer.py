@@ -21,7 +21,7 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,8 @@ class WindowLogits:
     end: list[np.ndarray]
     tokens: int = 0
     """Positions the model ran over, padding included: the reader's cost, for benchmarks."""
+    widths: list[int] = field(default_factory=list)
+    """Per window, the padded length of the batch it ran in (they sum to ``tokens``)."""
 
 
 class TransformerReader:
@@ -133,22 +135,51 @@ class TransformerReader:
 
     def read(self, question: str, passages: Sequence[Passage], top_k: int = 3) -> Reading:
         """Best answers to ``question`` found in ``passages``, best first."""
-        if self.max_passages is not None:
-            passages = passages[: self.max_passages]
-        if not passages:
-            return Reading(answers=[], no_answer=True)
+        return self.read_many([(question, passages, top_k)])[0]
+
+    def read_many(self, requests: Sequence[tuple[str, Sequence[Passage], int]]) -> list[Reading]:
+        """:meth:`read` for each ``(question, passages, top_k)``, their windows run together.
+
+        Questions asked at the same moment (the server's micro-batches, ``qa.batching``) share
+        the model's batches: wider products and one pass of per-call costs instead of one per
+        question. Each reading is what :meth:`read` gives for its request alone, early exit
+        included (first passages of all requests together, then the rest of those not sure yet).
+        """
+        jobs = [
+            (q, list(ps[: self.max_passages] if self.max_passages is not None else ps), k)
+            for q, ps, k in requests
+        ]
+        readings: list[Reading] = [Reading(answers=[], no_answer=True) for _ in jobs]
+        live = [i for i, (_, passages, _) in enumerate(jobs) if passages]
+        if not live:
+            return readings
         self.warm_up()
-        if self.early_exit is not None and len(passages) > 1:
-            candidates, tokens = self._candidates(question, passages[:1], first_index=0)
+        staged = self.early_exit is not None
+        first = self._candidates_many(
+            [(jobs[i][0], jobs[i][1][:1] if staged else jobs[i][1], 0) for i in live]
+        )
+        found = dict(zip(live, first, strict=True))
+        rest: list[int] = []
+        for i in live:
+            _, passages, top_k = jobs[i]
+            if staged and len(passages) > 1:
+                candidates, tokens = found[i]
+                answers, best_margin = self._merge(candidates, passages, top_k)
+                if answers and answers[0].score >= self.early_exit:  # type: ignore[operator]
+                    readings[i] = self._reading(answers, best_margin, tokens, early_exit=True)
+                    continue
+                rest.append(i)
+        more = self._candidates_many([(jobs[i][0], jobs[i][1][1:], 1) for i in rest])
+        for i, (candidates, tokens) in zip(rest, more, strict=True):
+            found[i] = (found[i][0] + candidates, found[i][1] + tokens)
+        for i in live:
+            if readings[i].early_exit:
+                continue
+            _, passages, top_k = jobs[i]
+            candidates, tokens = found[i]
             answers, best_margin = self._merge(candidates, passages, top_k)
-            if answers and answers[0].score >= self.early_exit:
-                return self._reading(answers, best_margin, tokens, early_exit=True)
-            more, more_tokens = self._candidates(question, passages[1:], first_index=1)
-            candidates, tokens = candidates + more, tokens + more_tokens
-        else:
-            candidates, tokens = self._candidates(question, passages, first_index=0)
-        answers, best_margin = self._merge(candidates, passages, top_k)
-        return self._reading(answers, best_margin, tokens)
+            readings[i] = self._reading(answers, best_margin, tokens)
+        return readings
 
     def _reading(
         self, answers: list[Answer], best_margin: float, tokens: int, *, early_exit: bool = False
@@ -168,27 +199,42 @@ class TransformerReader:
     ) -> tuple[list[SpanCandidate], int]:
         """Span candidates of ``passages`` (``context_index`` counts from ``first_index``) and
         the token positions the model ran over to find them."""
+        return self._candidates_many([(question, passages, first_index)])[0]
+
+    def _candidates_many(
+        self, jobs: Sequence[tuple[str, Sequence[Passage], int]]
+    ) -> list[tuple[list[SpanCandidate], int]]:
+        """:meth:`_candidates` for each ``(question, passages, first_index)``, in one model run."""
         config = self.config
+        questions: list[str] = []
+        texts: list[str] = []
+        owner: list[tuple[int, int]] = []  # per flat context: (job, its index in the job)
+        for j, (question, passages, first_index) in enumerate(jobs):
+            for k, passage in enumerate(passages):
+                questions.append(question)
+                texts.append(passage.text)
+                owner.append((j, first_index + k))
+        found: list[tuple[list[SpanCandidate], int]] = [([], 0) for _ in jobs]
+        if not texts:
+            return found
         windows = make_windows(
-            self._tokenizer,
-            [question] * len(passages),
-            [p.text for p in passages],
-            max_length=config.max_length,
-            stride=config.stride,
+            self._tokenizer, questions, texts, max_length=config.max_length, stride=config.stride
         )
         logits = self._run(windows)
-        candidates: list[SpanCandidate] = []
         for w in range(len(windows)):
+            j, context_index = owner[windows.context_index[w]]
+            candidates, tokens = found[j]
             candidates.extend(
                 best_spans(
                     logits.start[w],
                     logits.end[w],
                     windows.offsets[w],
-                    context_index=windows.context_index[w] + first_index,
+                    context_index=context_index,
                     max_answer_tokens=config.max_answer_tokens,
                 )
             )
-        return candidates, logits.tokens
+            found[j] = (candidates, tokens + logits.widths[w])
+        return found
 
     def _run(self, windows) -> WindowLogits:
         import torch
@@ -198,6 +244,7 @@ class TransformerReader:
         pad_id = self._tokenizer.pad_token_id
         order = sorted(range(len(windows)), key=lambda w: len(windows.input_ids[w]))
         results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        widths: dict[int, int] = {}
         tokens = 0
         assert self._resolved is not None
         with torch.inference_mode(), autocast(self._resolved, self.device):
@@ -214,10 +261,13 @@ class TransformerReader:
                 for i, w in enumerate(rows):
                     n = len(windows.input_ids[w])
                     results[w] = (s[i, :n], e[i, :n])
+                    widths[w] = int(ids.shape[1])
         for w in range(len(windows)):
             starts.append(results[w][0])
             ends.append(results[w][1])
-        return WindowLogits(start=starts, end=ends, tokens=tokens)
+        return WindowLogits(
+            start=starts, end=ends, tokens=tokens, widths=[widths[w] for w in range(len(windows))]
+        )
 
     def _merge(
         self, candidates: list[SpanCandidate], passages: Sequence[Passage], top_k: int
