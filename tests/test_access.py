@@ -33,8 +33,8 @@ class SpyRetriever(Retriever):
 
     seen: list[int]
 
-    def dense_ranking(self, query, k, *, allowed=None):
-        ids = super().dense_ranking(query, k, allowed=allowed)
+    def dense_ranking(self, query, k, *, allowed=None, vector=None):
+        ids = super().dense_ranking(query, k, allowed=allowed, vector=vector)
         self.seen.extend(ids)
         return ids
 
