@@ -9,8 +9,9 @@ unless every call site passed a registry around. One :class:`Metrics` per app ne
 What is counted: HTTP requests by route and status class (:class:`RequestCounter`, ASGI
 middleware, so Gradio's routes count too), answers and declined answers, the latency of each
 stage the pipeline reports in ``Response.timings_ms`` (retrieve, read, cache, queue: the wait
-for a micro-batch, total) as a histogram, errors (answers that raised, 5xx responses, records not stored), reloads by result,
-and, read at scrape time, the index size. Values are per process.
+for a micro-batch, total) as a histogram, errors (answers that raised, 5xx responses, records
+not stored), reloads by result, and, read at scrape time, the index size. Values are per
+process.
 
 Who may read it: an admin (the admin token or a logged-in admin), or a scraper with the
 separate ``LUDAO_METRICS_TOKEN`` as a bearer token, so the Prometheus configuration never holds
