@@ -7,7 +7,7 @@ BM25 over jieba tokens nails 2024年 or 信息中心 but knows no synonyms. Reci
 
 Search only: the saved index folder (manifest, passages, FAISS file, raw vectors) is
 ``qa.index.store``, which builds a :class:`Retriever` from it; nothing here reads or writes files.
-BM25 is never saved: rebuilding it from the passages takes well under a second.
+BM25 is built, saved and memory-mapped by ``qa.sparse_index``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from embeddings.index import FaissIndex
 from qa.errors import QuestionError
 from qa.schema import Hit, Passage
 from qa.search_terms import tokenize_for_search
+from qa.sparse_index import build_bm25
 
 if TYPE_CHECKING:
     import bm25s
@@ -72,6 +73,8 @@ class Retriever:
             are given.
         vectors_loader: returns those rows on first use of :attr:`vectors`, instead of
             ``vectors``; a loaded index reads its vectors file only when an update needs it.
+        sparse_index: a BM25 index already built for ``passages`` (a loaded index passes the
+            saved one); otherwise :meth:`build` builds it.
         rrf_k: reciprocal-rank-fusion constant.
         dense_weight: weight of the dense ranking; ``0`` turns dense retrieval off at search time.
         sparse_weight: weight of the BM25 ranking; ``0`` turns BM25 off at search time.
@@ -86,6 +89,7 @@ class Retriever:
         dense_index: FaissIndex | None = None,
         vectors: np.ndarray | None = None,
         vectors_loader: Callable[[], np.ndarray] | None = None,
+        sparse_index: bm25s.BM25 | None = None,
         rrf_k: int = 60,
         dense_weight: float = 1.0,
         sparse_weight: float = 1.0,
@@ -119,8 +123,12 @@ class Retriever:
         self.dense_weight = dense_weight
         self.sparse_weight = sparse_weight
         self.candidates = candidates
-        self._bm25: bm25s.BM25 | None = None
-        self._sparse_built = False
+        if sparse_index is not None and sparse_index.scores["num_docs"] != len(passages):
+            raise ValueError(
+                f"BM25 index covers {sparse_index.scores['num_docs']} passages, not {len(passages)}"
+            )
+        self._bm25: bm25s.BM25 | None = sparse_index
+        self._sparse_built = sparse_index is not None
         self._build_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -144,7 +152,7 @@ class Retriever:
             if self.dense_index is None:
                 self.dense_index = self._embed(show_progress)
             if not self._sparse_built:
-                self._bm25 = self._build_bm25()
+                self._bm25 = build_bm25([p.text for p in self.passages])
                 self._sparse_built = True
         return self
 
@@ -175,20 +183,10 @@ class Retriever:
             self._vectors = check_vectors(vectors, len(self.passages), "loaded vectors")
         return self._vectors
 
-    def _build_bm25(self) -> bm25s.BM25 | None:
-        import bm25s
-
-        # bm25s sets its own logger to DEBUG when imported, which floods quiet CLI runs; leave
-        # its level to the application unless someone asked for debug output.
-        if not logging.getLogger().isEnabledFor(logging.DEBUG):
-            logging.getLogger("bm25s").setLevel(logging.WARNING)
-        corpus = [tokenize_for_search(p.text) for p in self.passages]
-        if not any(corpus):
-            return None
-        bm25 = bm25s.BM25()
-        bm25.index(corpus, show_progress=False)
-        logger.debug("BM25 over %d passages, %d terms", len(corpus), len(bm25.vocab_dict))
-        return bm25
+    @property
+    def sparse_index(self) -> bm25s.BM25 | None:
+        """The BM25 index once built (None before, or when no passage has a search token)."""
+        return self._bm25
 
     # -- searching --------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ import re
 import threading
 import unicodedata
 from collections.abc import Callable, Iterator
+from hashlib import sha256
+from importlib.metadata import PackageNotFoundError, version
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,23 @@ ENGLISH_STOPWORDS = _words(
     should may might must i me my we our you your he him his she her s t about
     """
 )
+
+RULES_VERSION = 1
+"""Bump when the rules below change how a text splits; saved BM25 (``qa.sparse_index``) made
+by other rules is rebuilt, not searched with tokens it never saw."""
+
+
+def _terms_version() -> str:
+    try:
+        jieba_version = version("jieba")
+    except PackageNotFoundError:
+        jieba_version = "unknown"
+    stopwords = "\n".join(sorted(CHINESE_STOPWORDS | ENGLISH_STOPWORDS)).encode()
+    return f"rules-{RULES_VERSION}/jieba-{jieba_version}/stop-{sha256(stopwords).hexdigest()[:12]}"
+
+
+TERMS_VERSION = _terms_version()
+"""What decides this module's tokens: rules, jieba version, stopword lists."""
 
 _CJK_RUN = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+"
 _NUMBER = r"\d+(?:,\d{3})+(?:\.\d+)?%?(?![a-z0-9])|\d+(?:\.\d+)?%?(?![a-z0-9])"

@@ -16,6 +16,7 @@ from qa.index import load_retriever, save_retriever
 from qa.index.store import DENSE, MANIFEST, PASSAGES, VECTORS, corpus_hash
 from qa.retrieval import Retriever
 from qa.schema import Passage
+from qa.sparse_index import SPARSE_DIR
 
 
 def unit_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -275,7 +276,13 @@ def edit_manifest(directory: Path, **changes: object) -> None:
 def test_directory_round_trip(
     saved: Path, fake_encoder: FakeEncoder, passages: list[Passage]
 ) -> None:
-    assert sorted(p.name for p in saved.iterdir()) == [DENSE, MANIFEST, PASSAGES, VECTORS]
+    assert sorted(p.name for p in saved.iterdir()) == [
+        SPARSE_DIR,
+        DENSE,
+        MANIFEST,
+        PASSAGES,
+        VECTORS,
+    ]
     assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
     manifest = json.loads((saved / MANIFEST).read_text())
     assert manifest["embedding_model"] == "fake-encoder"

@@ -1,11 +1,11 @@
 """The saved index folder: file names, manifest, verification on load, atomic replacement.
 
-An index is saved as one directory (manifest, passages, FAISS file, raw vectors) and verified on
-load, so a question is never answered from an index built with another model or another set of
-documents. The raw float32 vectors are kept beside the FAISS file because not every FAISS
-structure can give its vectors back, and an incremental update (``qa.index.update``) reuses them
-for passages whose text did not change. BM25 is not saved: rebuilding it from the passages takes
-well under a second.
+An index is saved as one directory (manifest, passages, FAISS file, raw vectors, BM25) and
+verified on load, so a question is never answered from an index built with another model or
+another set of documents. The raw float32 vectors are kept beside the FAISS file because not
+every FAISS structure can give its vectors back, and an incremental update (``qa.index.update``)
+reuses them for passages whose text did not change. BM25 is saved too (``qa.sparse_index``):
+rebuilding it takes minutes at a million passages.
 
 This module is the only one that knows the layout. It holds no search structures:
 ``qa.index.update`` turns a saved folder into a :class:`~qa.retrieval.Retriever` and back.
@@ -32,10 +32,13 @@ from embeddings.index import FaissIndex, fsync_dir
 from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.retrieval import check_vectors
 from qa.schema import Passage
+from qa.sparse_index import SPARSE_DIR, build_bm25, save_bm25
 
 from .vectors import REBUILD_HINT, read_vectors, vectors_digest, write_vectors
 
 if TYPE_CHECKING:
+    import bm25s
+
     from embeddings.encoder import Encoder
 
 logger = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 DENSE = "dense.faiss"
 VECTORS = "vectors.npy"
-INDEX_FILES = frozenset({MANIFEST, PASSAGES, DENSE, VECTORS})
+INDEX_FILES = frozenset({MANIFEST, PASSAGES, DENSE, VECTORS, SPARSE_DIR})
 _PASSAGE_FIELDS = {f.name for f in dataclasses.fields(Passage)}
 _RESERVED_KEYS = frozenset(
     {
@@ -60,6 +63,7 @@ _RESERVED_KEYS = frozenset(
         "passage_count",
         "corpus_hash",
         "vectors_sha256",
+        "bm25",
         "created",
     }
 )
@@ -238,6 +242,7 @@ def write_index_dir(
     passages: Iterable[Passage],
     vectors: np.ndarray,
     dense_index: FaissIndex,
+    sparse_index: bm25s.BM25 | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a complete index directory and put it in place of ``directory`` atomically.
@@ -248,7 +253,7 @@ def write_index_dir(
     manifest entries may not override the entries that describe the files.
 
     Shared by ``qa.index.update.save_retriever`` and by removals, which edit a saved index
-    without a model.
+    without a model. Without ``sparse_index``, BM25 is built here from ``passages``.
     """
     passages = tuple(passages)
     vectors = check_vectors(vectors, len(passages), "vectors")
@@ -272,8 +277,12 @@ def write_index_dir(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **(extra or {}),
     }
+    if sparse_index is None:
+        sparse_index = build_bm25([p.text for p in passages])
     work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
+        if sparse_index is not None:
+            manifest["bm25"] = save_bm25(sparse_index, work)
         _write_files(work, passages, vectors, dense_index, manifest)
         _replace_dir(work, directory)
     except BaseException:
@@ -290,7 +299,7 @@ def _write_files(
     dense_index: FaissIndex,
     manifest: dict[str, Any],
 ) -> None:
-    """The four files, each fsync'ed; the manifest last, as the mark of a complete directory."""
+    """The other files, each fsync'ed; the manifest last, as the mark of a complete directory."""
     with (work / PASSAGES).open("w", encoding="utf-8") as fh:
         for passage in passages:
             fh.write(json.dumps(dataclasses.asdict(passage), ensure_ascii=False) + "\n")

@@ -29,6 +29,7 @@ from qa.corpus import Corpus, DocumentRecord
 from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.retrieval import Retriever, dense_index_from
 from qa.schema import Passage
+from qa.sparse_index import load_bm25
 
 from .admin import document_records, now, removed_documents, without_removed
 from .lock import recover_interrupted_save, writer_lock
@@ -68,7 +69,7 @@ def load_retriever(
     expected_corpus_hash: str | None = None,
     **retriever_options: Any,
 ) -> Retriever:
-    """Read and verify a saved index, then rebuild BM25 from its passages.
+    """Read and verify a saved index; BM25 is memory-mapped when saved, else rebuilt.
 
     The vectors file is checked by its header here and read whole only when
     :attr:`Retriever.vectors` is first used (an update that reuses vectors).
@@ -108,6 +109,7 @@ def load_retriever(
         saved.passages,
         dense_index=dense,
         vectors_loader=saved.vectors,
+        sparse_index=load_bm25(directory, manifest.get("bm25"), count),
         **retriever_options,
     ).build()
     logger.info("loaded index of %d passages from %s", count, directory)
@@ -132,6 +134,7 @@ def save_retriever(
         passages=retriever.passages,
         vectors=retriever.vectors,
         dense_index=retriever.dense_index,
+        sparse_index=retriever.sparse_index,
         extra=extra,
     )
 
