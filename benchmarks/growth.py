@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import random
 import re
 import shutil
@@ -37,6 +36,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.index_scale import percentiles
+from benchmarks.query_engines import cpu_info
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +107,11 @@ def folder_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 1)
 
 
-def build(size: int, pool, pool_vectors, embed_s_per_1k: float, work: Path) -> dict:
+def build(size: int, pool, pool_vectors, encoder, embed_s_per_1k: float, work: Path) -> dict:
     from qa.index import save_retriever
     from qa.retrieval import Retriever
 
     passages, vectors = synthetic_corpus(pool, pool_vectors, size)
-    encoder = _encoder()
     t0 = time.perf_counter()
     retriever = Retriever(encoder, passages, vectors=vectors).build()
     index_s = time.perf_counter() - t0
@@ -177,15 +178,8 @@ def measure(directory: Path, questions: list[str]) -> dict:
         **{
             f"{name}_{key}": value
             for name, times in (("dense", dense), ("bm25", sparse), ("end_to_end", end_to_end))
-            for key, value in _percentiles(times).items()
+            for key, value in percentiles(times).items()
         },
-    }
-
-
-def _percentiles(times: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(float(np.percentile(times, 50)), 2),
-        "p95_ms": round(float(np.percentile(times, 95)), 2),
     }
 
 
@@ -237,7 +231,8 @@ def plot(result: dict, path: Path) -> bool:
     right.plot(sizes, [r["disk_mb"] for r in rows], marker="s", label="index on disk")
     right.set(xscale="log", yscale="log", xlabel="passages", ylabel="MB")
     right.legend()
-    fig.suptitle(f"Ludao cost by corpus size ({result['machine']})")
+    machine = result["machine"]
+    fig.suptitle(f"Ludao cost by corpus size ({machine['model']}, {machine['cpus']} cores)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return True
@@ -267,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "benchmark": "benchmarks.growth",
         "command": "python -m benchmarks.growth --sizes " + " ".join(map(str, args.sizes)),
-        "machine": f"{_cpu_model()}, {_cores()} cores",
+        "machine": cpu_info(),
         "data": str(args.train),
         "pool_passages": len(pool),
         "questions": len(questions),
@@ -278,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for size in args.sizes:
             logger.info("building %d passages", size)
-            row = build(size, pool, pool_vectors, embed_s_per_1k, work)
+            row = build(size, pool, pool_vectors, encoder, embed_s_per_1k, work)
             child = subprocess.run(
                 [
                     sys.executable,
@@ -311,19 +306,6 @@ def write_results(result: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     out.with_suffix(".md").write_text(table(result), encoding="utf-8")
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 if __name__ == "__main__":
