@@ -249,11 +249,11 @@ def run(args: argparse.Namespace) -> dict:
 def token_counts(questions: list[str]) -> dict:
     """Token counts of the questions with the query prompt: p50, min, max."""
     from embeddings.encoder import QUERY_PROMPT, SentenceEncoder
-    from embeddings.lean import LeanQueryEncoder
+    from embeddings.lean import LeanEncoder
 
     model = SentenceEncoder(precision="fp32").model
-    lean = LeanQueryEncoder(model, prompt=model.prompts.get(QUERY_PROMPT, ""))
-    counts = [len(lean.token_ids(q)) for q in questions]
+    lean, prompt = LeanEncoder(model), model.prompts.get(QUERY_PROMPT, "")
+    counts = [len(lean.token_ids(q, prompt)) for q in questions]
     return {"p50": percentile(counts, 50), "min": min(counts), "max": max(counts)}
 
 

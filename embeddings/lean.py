@@ -1,15 +1,19 @@
-"""One query → one vector, without sentence-transformers' ``encode`` and its per-call overhead.
+"""Vectors without sentence-transformers' ``encode``: its per-call overhead and its padding.
 
 A question is ~15 tokens, so every matrix product in the 12 layers is a 17×384 by 384×1536
 sliver. There, what costs is not arithmetic: sentence-transformers' wrapper (feature dicts,
 sorting, padding, attention masks for a batch of one), transformers' generic forward, and above
-all oneDNN re-laying out each weight matrix on every call. :class:`LeanQueryEncoder` runs the same
+all oneDNN re-laying out each weight matrix on every call. :class:`LeanEncoder` runs the same
 model with none of that: the fast tokenizer's Rust core (its own copy, truncating as
 sentence-transformers does), then the BERT layers written out as their handful of tensor ops on
 the model's own modules, with every float ``Linear`` weight laid out once for oneDNN
 (``mkldnn._reorder_linear_weight``, the prepacking that ``torch.compile``'s freezing uses) and
-the query, key and value projections fused into one product, then mean pooling. One sequence
-needs no padding and so no attention mask.
+the query, key and value projections fused into one product, then mean pooling.
+
+An index build is the other extreme: thousands of passages, where the products are big and the
+waste is padding (sentence-transformers pads every batch to its longest passage, sorted by
+characters) and batches too large for the cache. :meth:`LeanEncoder.encode_all` sorts by tokens,
+cuts batches by a token budget, and runs every layer but attention on the real tokens only.
 
 The vectors are the sentence-transformers ones (cosine ≥ 0.9999 at every precision, tested), so
 an index built either way serves either way and the model id does not change. It works at every
@@ -40,7 +44,7 @@ _CHECKED: dict[tuple, bool] = {}
 
 
 def unsupported_reason(model: SentenceTransformer) -> str | None:
-    """Why :class:`LeanQueryEncoder` cannot reproduce ``model``'s vectors, or ``None`` if it can.
+    """Why :class:`LeanEncoder` cannot reproduce ``model``'s vectors, or ``None`` if it can.
 
     It can for a sentence-transformers pipeline of Transformer → mean Pooling (→ Normalize) over
     a transformers ``BertModel`` with absolute positions and exact GELU, and a fast tokenizer.
@@ -147,27 +151,68 @@ def _packed(weight: torch.Tensor, bias: torch.Tensor | None, *, gelu: bool = Fal
     return run
 
 
-class LeanQueryEncoder:
-    """The query vector of a sentence-transformers BERT model, computed lean (see module doc).
+TOKEN_BUDGET = 4096
+"""Tokens per forward pass when embedding many passages. Measured on 2 cores
+(``benchmarks.build_engines``): batches of ~4k tokens beat both 1k (per-call costs) and 8k
+(activations of ~50 MB per FFN product fall out of cache)."""
+
+
+def token_budget_batches(lengths: list[int], budget: int = TOKEN_BUDGET) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into batches of about ``budget`` tokens, shortest first.
+
+    Sorting by token count (not characters, as sentence-transformers sorts) makes the sequences
+    of a batch nearly equal in length, so padding, which only attention still needs, costs
+    almost nothing; a batch holds at least one sequence however long it is.
+    """
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1 token, got {budget}")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if current and total + lengths[i] > budget:
+            batches.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += lengths[i]
+    if current:
+        batches.append(current)
+    return batches
+
+
+FFN_ROWS = 1024
+
+
+def _feed_forward(x: torch.Tensor, up: Linear, down: Linear, norm: Any) -> torch.Tensor:
+    """``norm(down(up(x)) + x)``, ``FFN_ROWS`` tokens at a time so that the 4×-wide intermediate
+    stays in cache (at 4k tokens it is 25 MB of fp32)."""
+    import torch
+
+    if x.shape[0] <= FFN_ROWS:
+        return norm(down(up(x)) + x)  # up: the intermediate layer with its GELU
+    return torch.cat([norm(down(up(part)) + part) for part in x.split(FFN_ROWS)])
+
+
+class LeanEncoder:
+    """Vectors of a sentence-transformers BERT model, computed lean (see module doc).
 
     Build it once per loaded model (it packs the weights: ~2 s and a copy of the Linear weights,
     ~85 MB at fp32 or ~43 MB at bf16 for e5-small); calls are thread-safe, as the packed weights
-    are only read. Check :func:`unsupported_reason` first.
+    are only read. Check :func:`unsupported_reason` first. The prompt (e5's ``"query: "`` or
+    ``"passage: "``) is an argument of each call, so queries and passages share one copy.
 
     Args:
         model: the loaded sentence-transformers model, already prepared for its precision.
-        prompt: text put before each query (e5's ``"query: "``), as sentence-transformers does.
     """
 
-    def __init__(self, model: SentenceTransformer, *, prompt: str = "") -> None:
+    def __init__(self, model: SentenceTransformer) -> None:
         from tokenizers import Tokenizer
 
         reason = unsupported_reason(model)
         if reason is not None:
-            raise ValueError(f"the lean query path cannot run this model: {reason}")
+            raise ValueError(f"the lean path cannot run this model: {reason}")
         transformer = model[0]
         bert = transformer.auto_model
-        self.prompt = prompt
         # A private copy: truncation set here must not change the shared tokenizer's state.
         self._tokenizer = Tokenizer.from_str(transformer.tokenizer.backend_tokenizer.to_str())
         limit = min(int(transformer.max_seq_length or 512), bert.config.max_position_embeddings)
@@ -189,73 +234,115 @@ class LeanQueryEncoder:
             for layer in bert.encoder.layer
         ]
 
-    def _projections(self, attention: Any) -> Callable[[torch.Tensor], tuple]:
-        """``x`` → ``(q, k, v)``, each ``(b, heads, n, head_size)`` as transformers shapes them."""
-        heads = self._heads
+    @property
+    def dimension(self) -> int:
+        return self._heads * self._head_size
+
+    def _projections(self, attention: Any) -> Linear:
+        """``(tokens, hidden)`` → ``(tokens, 3 · hidden)``: query, key and value side by side."""
+        import torch
+
         fused = fused_qkv(attention.query, attention.key, attention.value)
         if fused is not None:
+            return fused
+        separate = [packed_linear(m) for m in (attention.query, attention.key, attention.value)]
+        return lambda x: torch.cat([f(x) for f in separate], dim=-1)
 
-            def project(x: torch.Tensor) -> tuple:
-                b, n = x.shape[:2]
-                return fused(x).view(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-
-            return project
-        query, key, value = (packed_linear(m) for m in (attention.query, attention.key,
-                                                         attention.value))  # fmt: skip
-
-        def separate(x: torch.Tensor) -> tuple:
-            b, n = x.shape[:2]
-            return tuple(f(x).view(b, n, heads, -1).transpose(1, 2) for f in (query, key, value))
-
-        return separate
-
-    def token_ids(self, text: str) -> list[int]:
+    def token_ids(self, text: str, prompt: str = "") -> list[int]:
         """The ids sentence-transformers would feed the model for ``text`` (prompt, specials)."""
-        return self._tokenizer.encode(self.prompt + text).ids
+        return self._tokenizer.encode(prompt + text).ids
 
-    def encode(self, text: str) -> np.ndarray:
+    def encode(self, text: str, prompt: str = "") -> np.ndarray:
         """``(hidden,)`` float32, L2-normalised in fp32 (as ``SentenceEncoder`` normalises)."""
-        return self.encode_many([text])[0]
+        return self.encode_many([text], prompt)[0]
 
-    def encode_many(self, texts: list[str]) -> np.ndarray:
-        """``(len(texts), hidden)`` float32 rows, each as :meth:`encode` gives it.
+    def encode_many(self, texts: list[str], prompt: str = "") -> np.ndarray:
+        """``(len(texts), hidden)`` float32 rows, each as :meth:`encode` gives it, in one pass.
 
-        Several questions asked at once (the server's micro-batches) run as one padded batch:
-        the same arithmetic in wider products, and the per-call costs paid once. Padding is
-        masked out of attention and pooling, so a row does not depend on its batch-mates
-        beyond the last bits of the matrix products.
+        Several questions asked at once (the server's micro-batches) run together: the same
+        arithmetic in wider products, and the per-call costs paid once. A row does not depend on
+        its batch-mates beyond the last bits of the matrix products.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._forward([self.token_ids(text, prompt) for text in texts])
+
+    def encode_all(
+        self,
+        texts: list[str],
+        prompt: str = "",
+        *,
+        token_budget: int = TOKEN_BUDGET,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Many texts (an index build): tokenised at once, run in length-sorted batches of about
+        ``token_budget`` tokens, returned in the order given."""
+        from tqdm.auto import tqdm
+
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return vectors
+        rows = [e.ids for e in self._tokenizer.encode_batch([prompt + t for t in texts])]
+        batches = token_budget_batches([len(r) for r in rows], token_budget)
+        with tqdm(total=len(texts), desc="embed", unit="passage", disable=not show_progress) as bar:
+            for batch in batches:
+                vectors[batch] = self._forward([rows[i] for i in batch])
+                bar.update(len(batch))
+        return vectors
+
+    def _forward(self, rows: list[list[int]]) -> np.ndarray:
+        """Normalised mean-pooled vectors of token id ``rows``.
+
+        Every Linear, LayerNorm and residual runs on the tokens alone, packed one after the
+        other: no padding token is ever multiplied. Only attention needs the ``(batch, n)``
+        grid; there the tokens are scattered into it and padding is masked out, unless all rows
+        are equally long (one question is), which needs neither a mask nor a scatter.
         """
         import torch
         import torch.nn.functional as F
 
-        if not texts:
-            return np.zeros((0, self._heads * self._head_size), dtype=np.float32)
-        rows = [self.token_ids(text) for text in texts]
-        n = max(len(r) for r in rows)
-        b = len(rows)
-        ids = torch.zeros((b, n), dtype=torch.long)
-        valid = torch.zeros((b, n), dtype=torch.bool)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            valid[i, : len(r)] = True
-        ids, valid = ids.to(self._device), valid.to(self._device)
-        # One sequence needs no mask: the unmasked attention kernel, as before batching.
-        mask = None if b == 1 else valid[:, None, None, :]
+        lengths = [len(r) for r in rows]
+        b, n = len(rows), max(lengths)
+        device = self._device
+        ids = torch.tensor([t for r in rows for t in r], dtype=torch.long, device=device)
+        positions = torch.cat([torch.arange(k, device=device) for k in lengths])
+        ragged = min(lengths) != n
+        if ragged:
+            sizes = torch.tensor(lengths, device=device)[:, None]
+            valid = torch.arange(n, device=device)[None, :] < sizes
+            slots = valid.reshape(-1).nonzero().squeeze(1)  # where each token sits in the grid
+            mask = valid[:, None, None, :]
         emb = self._embeddings
-        # Shapes, layouts and the attention scale as transformers' BertModel has them: int8's
-        # per-call activation scales amplify even a last-bit difference into a visible one.
+        heads = self._heads
+        # The attention scale as transformers' BertModel has it: int8's per-call activation
+        # scales amplify even a last-bit difference into a visible one.
         scale = self._head_size**-0.5
+        grid = None
         with torch.inference_mode():
             x = emb.word_embeddings(ids) + emb.token_type_embeddings.weight[0]
-            x = emb.LayerNorm(x + emb.position_embeddings.weight[:n])
+            x = emb.LayerNorm(x + emb.position_embeddings.weight[positions])
             for project, out, norm1, up, down, norm2 in self._layers:
-                q, k, v = project(x)
-                attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-                attended = attended.transpose(1, 2).reshape(b, n, -1).contiguous()
+                qkv = project(x)
+                if ragged:
+                    # Zeroed once: padding slots are never written, and must stay finite (a
+                    # masked key's weight is 0, and 0 × NaN would still spoil the sum).
+                    if grid is None:
+                        grid = qkv.new_zeros((b * n, qkv.shape[1]))
+                    grid[slots] = qkv
+                    qkv = grid
+                q, k, v = qkv.view(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+                attended = F.scaled_dot_product_attention(
+                    q, k, v, attn_mask=mask if ragged else None, scale=scale
+                )
+                attended = attended.transpose(1, 2).reshape(b * n, -1)
+                attended = attended[slots] if ragged else attended.contiguous()
                 x = norm1(out(attended) + x)  # the fp32 residual stream promotes a bf16 output
-                x = norm2(down(up(x)) + x)  # up: the intermediate layer with its GELU
-            weights = valid.unsqueeze(-1).float()
-            pooled = (x.float() * weights).sum(dim=1) / weights.sum(dim=1)
+                x = _feed_forward(x, up, down, norm2)
+            segment = torch.repeat_interleave(
+                torch.arange(b, device=device), torch.tensor(lengths, device=device)
+            )
+            sums = torch.zeros((b, x.shape[1]), device=device).index_add_(0, segment, x.float())
+            pooled = sums / torch.tensor(lengths, dtype=torch.float32, device=device)[:, None]
             vectors = pooled.cpu().numpy()
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1.0)

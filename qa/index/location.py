@@ -30,6 +30,7 @@ def encoder_from_settings(settings: Settings) -> Encoder:
         settings.embedding_model,
         device=settings.device,
         query_engine=settings.query_engine,  # type: ignore[arg-type]  # checked there
+        passage_engine=settings.passage_engine,  # type: ignore[arg-type]
         precision=settings.embedding_precision,  # type: ignore[arg-type]
     )
 
