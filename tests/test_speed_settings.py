@@ -102,3 +102,53 @@ def test_build_rate_is_also_a_fraction_of_the_limit_when_tokens_can_be_counted(
     assert rate["fraction_of_limit"] == round(rate["gflops"] / 100.0, 3)
     without = latency._index_build_rate(Retriever(FakeEncoder(), passages).build(), limit=4)
     assert "fraction_of_limit" not in without  # no tokenizer, no limit: no made-up figure
+
+
+def test_stage_shares_use_the_limit_of_the_precision_each_model_runs_at(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Query embedding at bf16 is held to the bf16 limit, an int8 reader to the fp32 one."""
+    from types import SimpleNamespace
+
+    import qa.eval.bench as latency
+    from qa.eval.limit import flop_per_token
+
+    limits = {"fp32": 100.0, "bf16": 400.0}
+    monkeypatch.setattr(
+        latency, "measure_limit", lambda dtype="fp32": {"gflops_best": limits[dtype]}
+    )
+    config = SimpleNamespace(num_hidden_layers=12)
+
+    class SentenceModel:  # indexable like a SentenceTransformer: module 0 wraps the model
+        def __init__(self) -> None:
+            self.prompts = {"query": "query: "}
+            self.max_seq_length = 512
+
+        @staticmethod
+        def tokenizer(texts):
+            return {"input_ids": [[0] * 20 for _ in texts]}
+
+        def __getitem__(self, index):
+            return SimpleNamespace(auto_model=SimpleNamespace(config=config))
+
+    indexable = SentenceModel()
+    encoder = SimpleNamespace(model=indexable, resolved_precision="bf16")
+    reader = SimpleNamespace(
+        _model=SimpleNamespace(config=SimpleNamespace(num_hidden_layers=8)),
+        resolved_precision="int8",
+    )
+    stages = {"query_embedding": [10.0, 10.0], "read": [50.0, 50.0]}
+    shares, got = latency._stage_shares(
+        SimpleNamespace(encoder=encoder), reader, stages, ["a", "b"], 1, 400, {"gflops_best": 100.0}
+    )
+    assert got == limits
+    query = shares["query_embedding"]
+    assert (query["tokens"], query["precision"], query["limit_gflops"]) == (40, "bf16", 400.0)
+    assert query["gflops"] == round(40 * flop_per_token(12) / 0.02 / 1e9, 1)
+    assert query["fraction_of_limit"] == round(query["gflops"] / 400.0, 3)
+    read = shares["read"]
+    assert (read["tokens"], read["limit_gflops"]) == (400, 100.0)
+    assert read["gflops"] == round(400 * flop_per_token(8) / 0.1 / 1e9, 1)
+    # Nothing to count (no tokenizer, no tokens read): no made-up figure.
+    bare = SimpleNamespace(encoder=SimpleNamespace(resolved_precision="fp32"))
+    assert latency._stage_shares(bare, reader, stages, ["a"], 1, 0, {"gflops_best": 1.0})[0] == {}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config import Settings, portable_path
 from .latency import latency_summary
-from .limit import fraction_of_limit, measure_limit, passage_tokens
+from .limit import flop_per_token, fraction_of_limit, measure_limit, passage_tokens
 from .question_files import SEED_QUESTIONS, load_examples
 
 __all__ = ["run_latency_benchmark"]
@@ -54,6 +54,7 @@ def run_latency_benchmark(
         k: [] for k in ("query_embedding", "dense_search", "bm25", "retrieve", "read", "total")
     }
     k = settings.top_k
+    read_tokens = 0
     for _ in range(repeat):
         for q in texts:
             ms, vector = _timed(lambda q=q: retriever.encoder.encode_query(q))
@@ -65,8 +66,9 @@ def run_latency_benchmark(
             ms, hits = _timed(lambda q=q: retriever.search(q, top_k=k))
             stages["retrieve"].append(ms)
             passages = [h.passage for h in hits]  # type: ignore[union-attr]
-            ms, _ = _timed(lambda q=q, p=passages: reader.read(q, p, settings.reader_top_k))
+            ms, reading = _timed(lambda q=q, p=passages: reader.read(q, p, settings.reader_top_k))
             stages["read"].append(ms)
+            read_tokens += getattr(reading, "tokens", 0) or 0
             stages["total"].append(stages["retrieve"][-1] + stages["read"][-1])
     cache_ms: list[float] = []
     if pipeline.cache.size:
@@ -75,6 +77,7 @@ def run_latency_benchmark(
             ms, _ = _timed(lambda q=q: pipeline.ask(q))
             cache_ms.append(ms)
     limit = measure_limit()
+    shares, limits = _stage_shares(retriever, reader, stages, texts, repeat, read_tokens, limit)
     build = _index_build_rate(retriever, limit_gflops=limit["gflops_best"])
     return {
         "corpus": [portable_path(p) for p in settings.corpus],
@@ -87,8 +90,10 @@ def run_latency_benchmark(
         "load_ms": round(load_ms, 1),
         "latency_ms": {name: latency_summary(v) for name, v in stages.items()},
         "cache_hit_ms": latency_summary(cache_ms) if cache_ms else None,
+        "fraction_of_limit": shares,
         "index_build": build,
         "fp32_limit": limit,
+        "limits_gflops": limits,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "speed_settings": {
             "reader_precision": settings.reader_precision,
@@ -108,6 +113,53 @@ def run_latency_benchmark(
             "processor": platform.processor() or platform.machine(),
         },
     }
+
+
+def _layers(model) -> int:
+    """Transformer layers of a transformers model (or a sentence-transformers one), 0 unknown."""
+    if hasattr(model, "prompts"):  # a SentenceTransformer: its first module wraps the model
+        model = getattr(model[0], "auto_model", None)
+    return int(getattr(getattr(model, "config", None), "num_hidden_layers", 0) or 0)
+
+
+def _stage_shares(
+    retriever, reader, stages: dict, texts: list[str], repeat: int, read_tokens: int, limit: dict
+) -> tuple[dict, dict]:
+    """Query embedding and reading as fractions of the limit of the precision each runs at.
+
+    bf16 gets its own limit (a bf16 2048² matmul, measured now); int8 is held to the fp32 one,
+    having no matmul limit of its own here. Tokens are those the models saw: the questions with
+    their prompt, and the reader's windows as padded in their batches.
+    """
+    limits = {"fp32": limit["gflops_best"]}
+    encoder = retriever.encoder
+    precisions = {
+        "query_embedding": getattr(encoder, "resolved_precision", None),
+        "read": getattr(reader, "resolved_precision", None),
+    }
+    if "bf16" in precisions.values():
+        limits["bf16"] = measure_limit(dtype="bf16")["gflops_best"]
+    encoder_layers = _layers(getattr(encoder, "model", None))
+    reader_layers = _layers(getattr(reader, "_model", None))
+    work = {
+        "query_embedding": (
+            (passage_tokens(encoder, texts, "query") or 0) * repeat,
+            encoder_layers,
+        ),
+        "read": (read_tokens, reader_layers),
+    }
+    shares = {}
+    for stage, (tokens, layers) in work.items():
+        precision = precisions[stage]
+        own = limits.get("fp32" if precision == "int8" else str(precision))
+        if tokens and layers and own:
+            shares[stage] = {
+                "tokens": tokens,
+                "precision": precision,
+                "limit_gflops": own,
+                **fraction_of_limit(tokens, sum(stages[stage]) / 1000, own, flop_per_token(layers)),
+            }
+    return shares, limits
 
 
 def _index_build_rate(retriever, limit: int = 64, limit_gflops: float | None = None) -> dict:

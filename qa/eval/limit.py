@@ -60,12 +60,12 @@ def fraction_of_limit(
     return {"gflops": round(gflops, 1), "fraction_of_limit": round(gflops / limit_gflops, 3)}
 
 
-def passage_tokens(encoder, texts: list[str]) -> int | None:
+def passage_tokens(encoder, texts: list[str], prompt_name: str = "passage") -> int | None:
     """Tokens the encoder's model sees for ``texts`` (prompt included), if it can say."""
     model = getattr(encoder, "model", None)
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
         return None
-    prompt = getattr(model, "prompts", {}).get("passage", "")
+    prompt = getattr(model, "prompts", {}).get(prompt_name, "")
     ids = tokenizer([prompt + t for t in texts])["input_ids"]
     return sum(min(len(i), getattr(model, "max_seq_length", 512) or 512) for i in ids)
