@@ -129,6 +129,7 @@ class Retriever:
             )
         self._bm25: bm25s.BM25 | None = sparse_index
         self._sparse_built = sparse_index is not None
+        self._sparse_given = sparse_index is not None
         self._build_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -187,6 +188,12 @@ class Retriever:
     def sparse_index(self) -> bm25s.BM25 | None:
         """The BM25 index once built (None before, or when no passage has a search token)."""
         return self._bm25
+
+    @property
+    def sparse_index_built_here(self) -> bool:
+        """Whether :meth:`build` made BM25 itself rather than being given a saved one (so an
+        index folder that lacks a usable one can keep it for the next start)."""
+        return self._sparse_built and not self._sparse_given
 
     # -- searching --------------------------------------------------------------------------
 

@@ -357,3 +357,53 @@ def test_unknown_or_already_removed_documents_are_clear_errors(
         restore_document(index_dir, "leave")
     with pytest.raises(LudaoError, match="no index"):
         list_documents(tmp_path / "missing")
+
+
+def test_a_reused_index_without_usable_bm25_keeps_the_rebuilt_one(
+    folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder from before saved BM25 is rebuilt once, then mapped on every later start."""
+    import shutil
+
+    from qa.sparse_index import SPARSE_DIR
+
+    index_dir = tmp_path / "index"
+    first = update_index(read(folder), CountingEncoder(), index_dir)
+    expected = top_ids(first.retriever)
+    shutil.rmtree(index_dir / SPARSE_DIR)  # as an index saved before BM25 was saved
+    old = manifest(index_dir)
+    old.pop("bm25")
+    (index_dir / MANIFEST).write_text(json.dumps(old), encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="qa"):
+        second = update_index(read(folder), CountingEncoder(), index_dir)
+    assert second.mode == "unchanged" and "saved the rebuilt BM25" in caplog.text
+    assert manifest(index_dir)["bm25"]["documents"] == len(second.retriever)
+    assert manifest(index_dir)["documents"] == old["documents"]  # nothing else rewritten
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="qa"):
+        third = update_index(read(folder), CountingEncoder(), index_dir)
+    assert "no saved BM25" not in caplog.text and "saved the rebuilt" not in caplog.text
+    assert not third.retriever.sparse_index_built_here
+    assert top_ids(third.retriever) == top_ids(second.retriever) == expected
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(".bm25.")]
+
+
+def test_a_read_only_index_folder_still_serves_with_a_rebuilt_bm25(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qa.index.update as update_module
+
+    index_dir = tmp_path / "index"
+    update_index(read(folder), CountingEncoder(), index_dir)
+    old = manifest(index_dir)
+    old.pop("bm25")
+    (index_dir / MANIFEST).write_text(json.dumps(old), encoding="utf-8")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(update_module, "save_bm25", refuse)
+    update = update_index(read(folder), CountingEncoder(), index_dir)
+    assert update.mode == "unchanged" and update.retriever.sparse_index is not None
+    assert "bm25" not in manifest(index_dir)
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(".bm25.")]

@@ -29,7 +29,7 @@ from qa.corpus import Corpus, DocumentRecord
 from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.retrieval import Retriever, dense_index_from
 from qa.schema import Passage
-from qa.sparse_index import load_bm25
+from qa.sparse_index import SPARSE_DIR, load_bm25, save_bm25
 
 from .admin import document_records, now, removed_documents, without_removed
 from .lock import recover_interrupted_save, writer_lock
@@ -218,6 +218,8 @@ def update_index(
                 logger.warning("index %s is damaged (%s); rebuilding", index_dir, exc)
             else:
                 _refresh_records(index_dir, old_manifest, corpus.records)
+                if retriever.sparse_index is not None and retriever.sparse_index_built_here:
+                    _save_rebuilt_bm25(index_dir, retriever)
                 logger.info("reusing index %s (%d passages)", index_dir, len(retriever))
                 n = len(retriever)
                 return IndexUpdate(retriever, index_dir, "unchanged", n, 0, 0, skipped)
@@ -322,6 +324,36 @@ def _dated(records: list[DocumentRecord], old_manifest: dict[str, Any]) -> list[
         indexed = before.get((record.source, record.sha256)) if record.sha256 else None
         dated.append(asdict(record) | {"indexed": indexed or stamp})
     return dated
+
+
+def _save_rebuilt_bm25(index_dir: Path, retriever: Retriever) -> None:
+    """Keep a BM25 that had to be rebuilt (a folder from before saved BM25, another tokeniser,
+    a damaged matrix), so the next start maps it instead of tokenising every passage again.
+
+    Written beside the index and renamed into place before the manifest vouches for it; a
+    folder that cannot be written (read-only mount) only costs the rebuild again next time.
+    """
+    import shutil
+    import tempfile
+
+    manifest = _tolerant_manifest(index_dir)
+    assert retriever.sparse_index is not None
+    work: Path | None = None
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".bm25.", dir=index_dir))
+        entry = save_bm25(retriever.sparse_index, work)
+        shutil.rmtree(index_dir / SPARSE_DIR, ignore_errors=True)
+        (work / SPARSE_DIR).rename(index_dir / SPARSE_DIR)
+        write_manifest(index_dir, manifest | {"bm25": entry})
+    except OSError as exc:
+        logger.info(
+            "could not save the rebuilt BM25 in %s (%s): rebuilt again next time", index_dir, exc
+        )
+        return
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+    logger.info("saved the rebuilt BM25 in %s", index_dir)
 
 
 def _refresh_records(
