@@ -4,7 +4,8 @@ Run ``python -m benchmarks.cold_start --rounds 3 --out benchmarks/results/cold_s
 Each round starts a fresh ``ludao serve`` on a free port (models already converted, the index
 already built: a restart, not a first install), polls ``GET /healthz`` every 50 ms until it
 answers 200, asks one question through ``POST /api/ask`` to check that the server is warm, and
-stops the process by its PID. The stages come from the server's own log lines (their
+stops the process by its PID. Each heavy import is also timed alone in a fresh interpreter.
+The stages come from the server's own log lines (their
 timestamps): imports before the first log line, the index, the embedding model, the lean path,
 the reader, the warm-up question, the web app.
 
@@ -117,6 +118,21 @@ def one_start(env: dict[str, str], timeout: float = 180.0) -> dict:
     return {"ready_s": round(ready, 2), "first_answer": answered, **stage_times(text, launched)}
 
 
+HEAVY_IMPORTS = ("torch", "transformers", "sentence_transformers", "gradio", "faiss", "jieba")
+
+
+def import_seconds(modules: tuple[str, ...] = HEAVY_IMPORTS) -> dict[str, float]:
+    """Seconds to import each module alone in a fresh interpreter (startup subtracted)."""
+
+    def run(code: str) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - t0
+
+    bare = min(run("pass") for _ in range(2))
+    return {m: round(min(run(f"import {m}") for _ in range(2)) - bare, 2) for m in modules}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -137,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         for name in order:
             rounds[name].append(one_start(variants[name]))
             print(name, rounds[name][-1], flush=True)
+    imports = import_seconds()
+    print("imports", imports, flush=True)
     summary = {}
     for name, runs in rounds.items():
         keys = [k for k in runs[0] if isinstance(runs[0][k], (int, float))]
@@ -147,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {**cpu_info(), **meter.stop()},
         "variants": variants,
         "median": summary,
+        "import_seconds_alone": imports,
         "rounds": rounds,
     }
     print(json.dumps(result["median"], indent=1))
