@@ -10,7 +10,6 @@ Any ordinary ``AutoModelForQuestionAnswering`` folder or hub id loads too.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import logging
 from dataclasses import asdict, dataclass, field
