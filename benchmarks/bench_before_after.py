@@ -1,0 +1,133 @@
+"""``ludao bench --json`` for the defaults before and after issue #14, rounds alternating.
+
+Run ``python -m benchmarks.bench_before_after --rounds 2 --out
+benchmarks/results/bench_before_after.json`` (a Markdown table is written beside it). "before"
+is the query and passage path issue #14 started from (``LUDAO_QUERY_ENGINE=torch``,
+``LUDAO_PASSAGE_ENGINE=torch``: sentence-transformers' ``encode`` for both); "after" is the
+current defaults. Each round runs ``ludao bench --json`` once per variant in a fresh process,
+the order swapping every round, so a slow minute on a shared machine does not land on one side.
+Per stage the table gives the median over rounds of each run's p50, the ratio before/after and
+the fraction of the limit (``ludao bench`` measures the limits in the same process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.query_engines import LoadMeter, cpu_info
+
+VARIANTS = {
+    "before": {"LUDAO_QUERY_ENGINE": "torch", "LUDAO_PASSAGE_ENGINE": "torch"},
+    "after": {},
+}
+STAGES = ("query_embedding", "dense_search", "bm25", "retrieve", "read", "total")
+
+
+def one_bench(env: dict[str, str], repeat: int) -> dict:
+    command = [sys.executable, "-m", "qa", "bench", "--json", "--repeat", str(repeat)]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout)
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict:
+    out: dict = {}
+    for name, results in runs.items():
+        stages = {
+            s: round(statistics.median(r["latency_ms"][s]["p50"] for r in results), 2)
+            for s in STAGES
+        }
+        shares = {
+            s: round(
+                statistics.median(r["fraction_of_limit"][s]["fraction_of_limit"] for r in results),
+                3,
+            )
+            for s in ("query_embedding", "read")
+            if all(s in r.get("fraction_of_limit", {}) for r in results)
+        }
+        build = [r["index_build"].get("fraction_of_limit") for r in results]
+        out[name] = {
+            "p50_ms": stages,
+            "fraction_of_limit": shares,
+            "index_build_fraction_of_fp32_limit": (
+                round(statistics.median(build), 3) if all(b is not None for b in build) else None
+            ),
+            "load_ms": round(statistics.median(r["load_ms"] for r in results), 1),
+        }
+    return out
+
+
+def markdown(result: dict) -> str:
+    before, after = result["summary"]["before"], result["summary"]["after"]
+    m = result["machine"]
+    lines = [
+        "# `ludao bench` before and after issue #14",
+        "",
+        f"`{result['command']}`, {result['started']}. CPU: {m['model']}, {m['cpus']} CPUs, "
+        f"flags {', '.join(m['flags'])}; others used {m.get('others_cpu_share', '?')} of the CPUs.",
+        "",
+        f"Seed corpus and questions, {result['rounds']} rounds of `ludao bench --json --repeat "
+        f"{result['repeat']}` per variant, alternating; medians of the per-run p50s (ms).",
+        "",
+        "| stage | before | after | before / after |",
+        "|---|---|---|---|",
+    ]
+    for stage in STAGES:
+        b, a = before["p50_ms"][stage], after["p50_ms"][stage]
+        lines.append(f"| {stage} | {b} | {a} | {round(b / a, 2) if a else '–'} |")
+    lines += ["", "| fraction of the limit | before | after |", "|---|---|---|"]
+    for stage in ("query_embedding", "read"):
+        lines.append(
+            f"| {stage} (own precision) | {before['fraction_of_limit'].get(stage, '–')} | "
+            f"{after['fraction_of_limit'].get(stage, '–')} |"
+        )
+    lines.append(
+        f"| index build (fp32 limit) | {before['index_build_fraction_of_fp32_limit']} | "
+        f"{after['index_build_fraction_of_fp32_limit']} |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/bench_before_after.json")
+    )
+    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    meter = LoadMeter()
+    meter.start()
+    runs: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+    for number in range(args.rounds):
+        order = list(VARIANTS) if number % 2 == 0 else list(reversed(VARIANTS))
+        for name in order:
+            runs[name].append(one_bench(VARIANTS[name], args.repeat))
+            print(name, runs[name][-1]["latency_ms"]["total"], flush=True)
+    result = {
+        "command": "python -m benchmarks.bench_before_after " + " ".join(given),
+        "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {**cpu_info(), **meter.stop()},
+        "rounds": args.rounds,
+        "repeat": args.repeat,
+        "variants": VARIANTS,
+        "summary": summarise(runs),
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    args.out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
