@@ -72,7 +72,8 @@ def markdown(result: dict) -> str:
         "# `ludao bench` before and after issue #14",
         "",
         f"`{result['command']}`, {result['started']}. CPU: {m['model']}, {m['cpus']} CPUs, "
-        f"flags {', '.join(m['flags'])}; others used {m.get('others_cpu_share', '?')} of the CPUs.",
+        f"flags {', '.join(m['flags'])}; CPU share of everything but this script (the bench "
+        f"processes included): {m.get('others_cpu_share', '?')}.",
         "",
         f"Seed corpus and questions, {result['rounds']} rounds of `ludao bench --json --repeat "
         f"{result['repeat']}` per variant, alternating; medians of the per-run p50s (ms).",
