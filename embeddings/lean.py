@@ -306,10 +306,10 @@ class LeanEncoder:
         device = self._device
         ids = torch.tensor([t for r in rows for t in r], dtype=torch.long, device=device)
         positions = torch.cat([torch.arange(k, device=device) for k in lengths])
+        sizes = torch.tensor(lengths, device=device)
         ragged = min(lengths) != n
         if ragged:
-            sizes = torch.tensor(lengths, device=device)[:, None]
-            valid = torch.arange(n, device=device)[None, :] < sizes
+            valid = torch.arange(n, device=device)[None, :] < sizes[:, None]
             slots = valid.reshape(-1).nonzero().squeeze(1)  # where each token sits in the grid
             mask = valid[:, None, None, :]
         emb = self._embeddings
@@ -338,11 +338,9 @@ class LeanEncoder:
                 attended = attended[slots] if ragged else attended.contiguous()
                 x = norm1(out(attended) + x)  # the fp32 residual stream promotes a bf16 output
                 x = _feed_forward(x, up, down, norm2)
-            segment = torch.repeat_interleave(
-                torch.arange(b, device=device), torch.tensor(lengths, device=device)
-            )
+            segment = torch.repeat_interleave(torch.arange(b, device=device), sizes)
             sums = torch.zeros((b, x.shape[1]), device=device).index_add_(0, segment, x.float())
-            pooled = sums / torch.tensor(lengths, dtype=torch.float32, device=device)[:, None]
+            pooled = sums / sizes[:, None].float()
             vectors = pooled.cpu().numpy()
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1.0)

@@ -47,6 +47,8 @@ from .store import (
 from .vectors import check_vectors_header
 
 if TYPE_CHECKING:
+    import bm25s
+
     from embeddings.encoder import Encoder
 
 logger = logging.getLogger(__name__)
@@ -219,7 +221,7 @@ def update_index(
             else:
                 _refresh_records(index_dir, old_manifest, corpus.records)
                 if retriever.sparse_index is not None and retriever.sparse_index_built_here:
-                    _save_rebuilt_bm25(index_dir, retriever)
+                    _save_rebuilt_bm25(index_dir, retriever.sparse_index)
                 logger.info("reusing index %s (%d passages)", index_dir, len(retriever))
                 n = len(retriever)
                 return IndexUpdate(retriever, index_dir, "unchanged", n, 0, 0, skipped)
@@ -326,7 +328,7 @@ def _dated(records: list[DocumentRecord], old_manifest: dict[str, Any]) -> list[
     return dated
 
 
-def _save_rebuilt_bm25(index_dir: Path, retriever: Retriever) -> None:
+def _save_rebuilt_bm25(index_dir: Path, bm25: bm25s.BM25) -> None:
     """Keep a BM25 that had to be rebuilt (a folder from before saved BM25, another tokeniser,
     a damaged matrix), so the next start maps it instead of tokenising every passage again.
 
@@ -336,12 +338,11 @@ def _save_rebuilt_bm25(index_dir: Path, retriever: Retriever) -> None:
     import shutil
     import tempfile
 
-    manifest = _tolerant_manifest(index_dir)
-    assert retriever.sparse_index is not None
+    manifest = _tolerant_manifest(index_dir)  # as _refresh_records may just have rewritten it
     work: Path | None = None
     try:
         work = Path(tempfile.mkdtemp(prefix=".bm25.", dir=index_dir))
-        entry = save_bm25(retriever.sparse_index, work)
+        entry = save_bm25(bm25, work)
         shutil.rmtree(index_dir / SPARSE_DIR, ignore_errors=True)
         (work / SPARSE_DIR).rename(index_dir / SPARSE_DIR)
         write_manifest(index_dir, manifest | {"bm25": entry})

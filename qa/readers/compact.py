@@ -101,9 +101,9 @@ def load_reader_model(name: str, *, device: str = "cpu", precision: Precision = 
 
 
 def _weights_left_uninitialised():
-    """transformers' ``no_init_weights``: building the model skips random initialisation (4 of
-    the 5 s a cold start spent loading the reader), as ``from_pretrained`` does; a transformers
-    without it initialises as before."""
+    """transformers' ``no_init_weights``: building the model skips random initialisation, as
+    ``from_pretrained`` does (the reader's share of a cold start went from 7.4 to 4.4 s,
+    ``benchmarks/cold_start.py``); a transformers without it initialises as before."""
     try:
         from transformers.initialization import no_init_weights
     except ImportError:
@@ -124,7 +124,7 @@ def _load_compact(folder: Path):
         raise ModelLoadError(f"{folder / READER_CONFIG} names no base_model")
     base = Path(resolve_model(config.base_model))
     model_config = AutoConfig.from_pretrained(folder)
-    with _weights_left_uninitialised():  # every one is loaded below (checked): 4 s saved
+    with _weights_left_uninitialised():  # every weight is loaded below, and checked
         model = AutoModelForQuestionAnswering.from_config(model_config)
     state = {k: v.to(torch.float32) for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
     with safe_open(str(base / "model.safetensors"), framework="pt") as fh:
