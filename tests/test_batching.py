@@ -81,8 +81,13 @@ def test_callers_that_wait_together_share_a_batch() -> None:
 
     batcher = MicroBatcher(run, max_batch=8)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [pool.submit(batcher.submit, i) for i in range(8)]
+        # The first caller reaches the worker alone; only then do the other seven queue (all at
+        # once, they could race it there and make the first batch two).
+        futures = [pool.submit(batcher.submit, 0)]
         deadline = time.monotonic() + 5
+        while not sizes and time.monotonic() < deadline:
+            time.sleep(0.005)
+        futures += [pool.submit(batcher.submit, i) for i in range(1, 8)]
         while len(batcher._pending) < 7 and time.monotonic() < deadline:
             time.sleep(0.005)
         started.set()
