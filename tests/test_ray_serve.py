@@ -92,6 +92,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
                 time.sleep(2)
             else:
                 pytest.fail("ludao serve --ray did not answer /healthz in time")
+            # One replica answering is not both routed to: the proxy learns of replicas (and of a
+            # replica Serve restarted after a missed health check on a busy host) a little later.
+            seen = replicas_answering(url, want=2, deadline=time.monotonic() + 180)
+            assert len(seen) == 2, (seen, Path(log.name).read_text(errors="replace")[-3000:])
             yield url, cluster
         finally:
             proc.send_signal(signal.SIGINT)  # takes the Serve application down
@@ -99,6 +103,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def replicas_answering(url: str, *, want: int, deadline: float) -> set[str]:
+    """Replica ids seen on cookie-less ``/healthz`` calls, polled until ``want`` or the deadline."""
+    import httpx
+
+    seen: set[str] = set()
+    while len(seen) < want and time.monotonic() < deadline:
+        try:
+            reply = httpx.get(f"{url}/healthz", timeout=5)
+        except httpx.HTTPError:
+            reply = None
+        if reply is not None and reply.status_code == 200:
+            seen.add(reply.headers.get("x-ludao-replica", ""))
+        time.sleep(0.2)
+    return seen
 
 
 def ask(client: object, url: str, question: str) -> tuple[int, str | None, str]:
