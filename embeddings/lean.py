@@ -63,7 +63,11 @@ def unsupported_reason(model: SentenceTransformer) -> str | None:
         return "pooling leaves the prompt out"
     if getattr(transformer, "do_lower_case", False):
         return "the tokenizer lower-cases"
-    bert = transformer.auto_model
+    return bert_unsupported_reason(transformer.auto_model, transformer.tokenizer)
+
+
+def bert_unsupported_reason(bert: Any, tokenizer: Any) -> str | None:
+    """Why the lean layers cannot run the transformers model ``bert`` exactly, or ``None``."""
     config = bert.config
     if type(bert).__name__ != "BertModel" or getattr(config, "is_decoder", False):
         return f"{type(bert).__name__} is not a BERT encoder"
@@ -71,7 +75,7 @@ def unsupported_reason(model: SentenceTransformer) -> str | None:
         return f"position embeddings {config.position_embedding_type!r}, not absolute"
     if config.hidden_act != "gelu":
         return f"activation {config.hidden_act!r}, not gelu"
-    if not hasattr(transformer.tokenizer, "backend_tokenizer"):
+    if not hasattr(tokenizer, "backend_tokenizer"):
         return "the tokenizer is not a fast (Rust) tokenizer"
     return None
 
@@ -193,6 +197,97 @@ def _feed_forward(x: torch.Tensor, up: Linear, down: Linear, norm: Any) -> torch
     return torch.cat([norm(down(up(part)) + part) for part in x.split(FFN_ROWS)])
 
 
+class LeanBert:
+    """The layers of a transformers ``BertModel``, run on packed tokens (see module doc).
+
+    :class:`LeanEncoder` mean-pools what :meth:`hidden` returns; the reader
+    (:mod:`qa.readers.lean`) scores answer spans on it. The packed weights are only read, so
+    one instance serves many threads. Check :func:`bert_unsupported_reason` first.
+    """
+
+    def __init__(self, bert: Any) -> None:
+        self._embeddings = bert.embeddings
+        self.device = bert.embeddings.word_embeddings.weight.device
+        self._heads = bert.config.num_attention_heads
+        self._head_size = bert.config.hidden_size // self._heads
+        self._layers = [
+            (
+                _projections(layer.attention.self),
+                packed_linear(layer.attention.output.dense),
+                layer.attention.output.LayerNorm,
+                packed_linear(layer.intermediate.dense, gelu=True),
+                packed_linear(layer.output.dense),
+                layer.output.LayerNorm,
+            )
+            for layer in bert.encoder.layer
+        ]
+
+    @property
+    def hidden_size(self) -> int:
+        return self._heads * self._head_size
+
+    def hidden(self, rows: list[list[int]]) -> torch.Tensor:
+        """Last hidden states of token id ``rows``: ``(sum of lengths, hidden)``, row after row.
+
+        Every Linear, LayerNorm and residual runs on the tokens alone, packed one after the
+        other: no padding token is ever multiplied. Only attention needs the ``(batch, n)``
+        grid; there the tokens are scattered into it and padding is masked out, unless all rows
+        are equally long (one question is), which needs neither a mask nor a scatter. Call it
+        under ``torch.inference_mode()``.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        lengths = [len(r) for r in rows]
+        b, n = len(rows), max(lengths)
+        device = self.device
+        ids = torch.tensor([t for r in rows for t in r], dtype=torch.long, device=device)
+        positions = torch.cat([torch.arange(k, device=device) for k in lengths])
+        ragged = min(lengths) != n
+        if ragged:
+            sizes = torch.tensor(lengths, device=device)
+            valid = torch.arange(n, device=device)[None, :] < sizes[:, None]
+            slots = valid.reshape(-1).nonzero().squeeze(1)  # where each token sits in the grid
+            mask = valid[:, None, None, :]
+        emb = self._embeddings
+        heads = self._heads
+        # The attention scale as transformers' BertModel has it: int8's per-call activation
+        # scales amplify even a last-bit difference into a visible one.
+        scale = self._head_size**-0.5
+        grid = None
+        x = emb.word_embeddings(ids) + emb.token_type_embeddings.weight[0]
+        x = emb.LayerNorm(x + emb.position_embeddings.weight[positions])
+        for project, out, norm1, up, down, norm2 in self._layers:
+            qkv = project(x)
+            if ragged:
+                # Zeroed once: padding slots are never written, and must stay finite (a
+                # masked key's weight is 0, and 0 × NaN would still spoil the sum).
+                if grid is None:
+                    grid = qkv.new_zeros((b * n, qkv.shape[1]))
+                grid[slots] = qkv
+                qkv = grid
+            q, k, v = qkv.view(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+            attended = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask if ragged else None, scale=scale
+            )
+            attended = attended.transpose(1, 2).reshape(b * n, -1)
+            attended = attended[slots] if ragged else attended.contiguous()
+            x = norm1(out(attended) + x)  # the fp32 residual stream promotes a bf16 output
+            x = _feed_forward(x, up, down, norm2)
+        return x
+
+
+def _projections(attention: Any) -> Linear:
+    """``(tokens, hidden)`` → ``(tokens, 3 · hidden)``: query, key and value side by side."""
+    import torch
+
+    fused = fused_qkv(attention.query, attention.key, attention.value)
+    if fused is not None:
+        return fused
+    separate = [packed_linear(m) for m in (attention.query, attention.key, attention.value)]
+    return lambda x: torch.cat([f(x) for f in separate], dim=-1)
+
+
 class LeanEncoder:
     """Vectors of a sentence-transformers BERT model, computed lean (see module doc).
 
@@ -206,47 +301,38 @@ class LeanEncoder:
     """
 
     def __init__(self, model: SentenceTransformer) -> None:
-        from tokenizers import Tokenizer
-
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"the lean path cannot run this model: {reason}")
         transformer = model[0]
         bert = transformer.auto_model
-        # A private copy: truncation set here must not change the shared tokenizer's state.
-        self._tokenizer = Tokenizer.from_str(transformer.tokenizer.backend_tokenizer.to_str())
         limit = min(int(transformer.max_seq_length or 512), bert.config.max_position_embeddings)
+        self._setup(bert, transformer.tokenizer, limit)
+
+    @classmethod
+    def from_bert(cls, bert: Any, tokenizer: Any, max_seq_length: int) -> LeanEncoder:
+        """The lean path over a transformers ``BertModel`` and its fast tokenizer, loaded
+        without sentence-transformers (:mod:`embeddings.bert_folder`); texts are cut at
+        ``max_seq_length`` tokens, as the folder's sentence-transformers model would cut them."""
+        reason = bert_unsupported_reason(bert, tokenizer)
+        if reason is not None:
+            raise ValueError(f"the lean path cannot run this model: {reason}")
+        lean = cls.__new__(cls)
+        lean._setup(bert, tokenizer, min(max_seq_length, bert.config.max_position_embeddings))
+        return lean
+
+    def _setup(self, bert: Any, tokenizer: Any, limit: int) -> None:
+        from tokenizers import Tokenizer
+
+        # A private copy: truncation set here must not change the shared tokenizer's state.
+        self._tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=limit)
-        self._embeddings = bert.embeddings
-        self._device = bert.embeddings.word_embeddings.weight.device
-        self._heads = bert.config.num_attention_heads
-        self._head_size = bert.config.hidden_size // self._heads
-        self._layers = [
-            (
-                self._projections(layer.attention.self),
-                packed_linear(layer.attention.output.dense),
-                layer.attention.output.LayerNorm,
-                packed_linear(layer.intermediate.dense, gelu=True),
-                packed_linear(layer.output.dense),
-                layer.output.LayerNorm,
-            )
-            for layer in bert.encoder.layer
-        ]
+        self._bert = LeanBert(bert)
 
     @property
     def dimension(self) -> int:
-        return self._heads * self._head_size
-
-    def _projections(self, attention: Any) -> Linear:
-        """``(tokens, hidden)`` → ``(tokens, 3 · hidden)``: query, key and value side by side."""
-        import torch
-
-        fused = fused_qkv(attention.query, attention.key, attention.value)
-        if fused is not None:
-            return fused
-        separate = [packed_linear(m) for m in (attention.query, attention.key, attention.value)]
-        return lambda x: torch.cat([f(x) for f in separate], dim=-1)
+        return self._bert.hidden_size
 
     def token_ids(self, text: str, prompt: str = "") -> list[int]:
         """The ids sentence-transformers would feed the model for ``text`` (prompt, specials)."""
@@ -291,56 +377,16 @@ class LeanEncoder:
         return vectors
 
     def _forward(self, rows: list[list[int]]) -> np.ndarray:
-        """Normalised mean-pooled vectors of token id ``rows``.
-
-        Every Linear, LayerNorm and residual runs on the tokens alone, packed one after the
-        other: no padding token is ever multiplied. Only attention needs the ``(batch, n)``
-        grid; there the tokens are scattered into it and padding is masked out, unless all rows
-        are equally long (one question is), which needs neither a mask nor a scatter.
-        """
+        """Normalised mean-pooled vectors of token id ``rows``."""
         import torch
-        import torch.nn.functional as F
 
-        lengths = [len(r) for r in rows]
-        b, n = len(rows), max(lengths)
-        device = self._device
-        ids = torch.tensor([t for r in rows for t in r], dtype=torch.long, device=device)
-        positions = torch.cat([torch.arange(k, device=device) for k in lengths])
-        sizes = torch.tensor(lengths, device=device)
-        ragged = min(lengths) != n
-        if ragged:
-            valid = torch.arange(n, device=device)[None, :] < sizes[:, None]
-            slots = valid.reshape(-1).nonzero().squeeze(1)  # where each token sits in the grid
-            mask = valid[:, None, None, :]
-        emb = self._embeddings
-        heads = self._heads
-        # The attention scale as transformers' BertModel has it: int8's per-call activation
-        # scales amplify even a last-bit difference into a visible one.
-        scale = self._head_size**-0.5
-        grid = None
+        device = self._bert.device
         with torch.inference_mode():
-            x = emb.word_embeddings(ids) + emb.token_type_embeddings.weight[0]
-            x = emb.LayerNorm(x + emb.position_embeddings.weight[positions])
-            for project, out, norm1, up, down, norm2 in self._layers:
-                qkv = project(x)
-                if ragged:
-                    # Zeroed once: padding slots are never written, and must stay finite (a
-                    # masked key's weight is 0, and 0 × NaN would still spoil the sum).
-                    if grid is None:
-                        grid = qkv.new_zeros((b * n, qkv.shape[1]))
-                    grid[slots] = qkv
-                    qkv = grid
-                q, k, v = qkv.view(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-                attended = F.scaled_dot_product_attention(
-                    q, k, v, attn_mask=mask if ragged else None, scale=scale
-                )
-                attended = attended.transpose(1, 2).reshape(b * n, -1)
-                attended = attended[slots] if ragged else attended.contiguous()
-                x = norm1(out(attended) + x)  # the fp32 residual stream promotes a bf16 output
-                x = _feed_forward(x, up, down, norm2)
-            segment = torch.repeat_interleave(torch.arange(b, device=device), sizes)
-            sums = torch.zeros((b, x.shape[1]), device=device).index_add_(0, segment, x.float())
-            pooled = sums / sizes[:, None].float()
+            x = self._bert.hidden(rows)
+            sizes = torch.tensor([len(r) for r in rows], device=device)
+            segment = torch.repeat_interleave(torch.arange(len(rows), device=device), sizes)
+            sums = torch.zeros((len(rows), x.shape[1]), device=device)
+            pooled = sums.index_add_(0, segment, x.float()) / sizes[:, None].float()
             vectors = pooled.cpu().numpy()
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1.0)

@@ -154,6 +154,9 @@ class Settings(_Loadable):
     passage_engine: str = "lean"
     """lean (length-sorted token-budget batches, no padding outside attention; the same vectors)
     or torch (sentence-transformers' encode), for building the index."""
+    reader_engine: str = "lean"
+    """lean (the reader's windows on packed tokens, prepacked weights; the same logits) or torch
+    (transformers' forward)."""
     embedding_precision: str = "auto"
     """As ``reader_precision``; int8 changes the index's model id (a separate index)."""
     # Storage (issue #15, qa.stores and qa.records); all optional extras but the default.

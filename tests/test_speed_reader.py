@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SYNTHETIC_QUESTION, make_passage, synthetic_code_example
 from test_transformer_reader import faked
@@ -45,19 +46,31 @@ def test_int8_reader_loads_and_answers_like_the_float_one(tiny_trained_reader: P
     assert right >= 24 and same >= 27
 
 
+@pytest.mark.parametrize("engine", ["torch", "lean"])
 def test_bf16_reader_runs_in_bf16_and_answers_like_the_float_one(
-    tiny_trained_reader: Path,
+    tiny_trained_reader: Path, engine: str
 ) -> None:
     import torch
 
-    fp32 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16, precision="fp32")
-    bf16 = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16, precision="bf16")
+    def reader(precision: str) -> TransformerReader:
+        return TransformerReader(
+            str(tiny_trained_reader), max_length=64, stride=16, precision=precision, engine=engine
+        )
+
+    fp32, bf16 = reader("fp32"), reader("bf16")
     assert bf16.resolved_precision == "bf16" and fp32.resolved_precision == "fp32"
     seen: list[torch.dtype] = []
     layer = next(m for m in bf16._model.modules() if isinstance(m, torch.nn.Linear))
+    assert layer.weight.dtype == torch.bfloat16
     layer.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
     right, same, score_gap = _compare(fp32, bf16, seed=7)
-    assert set(seen) == {torch.bfloat16}  # the matmuls really ran in bf16
+    if engine == "torch":
+        assert set(seen) == {torch.bfloat16}  # the matmuls really ran in bf16
+    else:  # the lean path calls no module: its products differ from fp32 by bf16's rounding
+        assert bf16._lean is not None and not seen
+        row = [list(range(5, 60))]
+        gap = np.abs(bf16._lean.logits(row)[0][0] - fp32._lean.logits(row)[0][0]).max()
+        assert 0 < gap < 0.5, gap
     assert right >= 27 and same >= 29 and score_gap < 0.05
 
 

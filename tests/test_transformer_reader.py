@@ -42,7 +42,9 @@ class PeakModel:
 
 
 def faked(folder: Path, tokenizer, start: str = "甲", end: str = "乙", **options):
-    reader = TransformerReader(str(folder), **options)
+    """A reader whose model call is ``PeakModel``'s (transformers' forward path: the lean path
+    runs the real weights, tested in test_lean_reader.py)."""
+    reader = TransformerReader(str(folder), engine="torch", **options)
     reader.warm_up()
     model = PeakModel(*tokenizer.convert_tokens_to_ids([start, end]))
     reader._model = model

@@ -78,7 +78,7 @@ class EmbeddingActor:
             raise RuntimeError(
                 f"worker loaded {self.encoder.model_id}, the driver indexes with {spec.model_id}"
             )
-        self.encoder.model  # load now, not inside the first batch  # noqa: B018
+        self.encoder.load()  # now, not inside the first batch
         import ray
 
         self.node = ray.get_runtime_context().get_node_id()

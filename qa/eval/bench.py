@@ -104,6 +104,8 @@ def run_latency_benchmark(
             "reader_max_length": settings.reader_max_length,
             "reader_early_exit": settings.reader_early_exit,
             "query_engine": settings.query_engine,
+            "passage_engine": settings.passage_engine,
+            "reader_engine": settings.reader_engine,
             "answer_cache_size": settings.answer_cache_size,
         },
         "machine": {

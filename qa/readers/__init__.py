@@ -32,6 +32,7 @@ def load_reader(
     early_exit: float | None = None,
     max_length: int | None = None,
     stride: int | None = None,
+    engine: str = "lean",
 ) -> Reader:
     """``"sentence"`` for the baseline; anything else is a span-extraction model to load.
 
@@ -48,6 +49,7 @@ def load_reader(
         early_exit=early_exit,
         max_length=max_length,
         stride=stride,
+        engine=engine,
     )
 
 
@@ -61,4 +63,5 @@ def reader_from_settings(settings: Settings) -> Reader:
         early_exit=settings.reader_early_exit or None,
         max_length=settings.reader_max_length or None,
         stride=settings.reader_stride or None,
+        engine=settings.reader_engine,
     )

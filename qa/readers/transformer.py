@@ -13,6 +13,10 @@ of the Linear layers, which this reader does not survive), reading only the firs
 ``max_passages`` retrieved passages, shorter windows (``max_length``/``stride``), and
 ``early_exit``: read the top passage alone first and skip the rest when its best answer is
 already that probable.
+
+On a CPU the windows run on the lean BERT layers (``engine="lean"``, :mod:`.lean`: weights
+packed once, no padding token multiplied outside attention; the same logits); ``"torch"`` is
+transformers' own forward, which other devices and other architectures keep.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from embeddings.lean import TOKEN_BUDGET, token_budget_batches
 from embeddings.precision import (
     Precision,
     ResolvedPrecision,
@@ -37,6 +43,7 @@ from embeddings.precision import (
 from ..schema import Answer, Passage, Span
 from .base import Reading
 from .compact import ReaderConfig, load_reader_model
+from .lean import READER_ENGINES, LeanSpanScorer, unsupported_reason
 from .spans import SpanCandidate, best_spans, tidy_span
 from .windows import make_windows
 
@@ -73,8 +80,11 @@ class TransformerReader:
         precision: Precision = "auto",
         max_passages: int | None = None,
         early_exit: float | None = None,
+        engine: str = "lean",
     ) -> None:
         check_precision(precision, device)
+        if engine not in READER_ENGINES:
+            raise ValueError(f"unknown reader engine {engine!r}; use one of {READER_ENGINES}")
         if max_passages is not None and max_passages < 1:
             raise ValueError(f"max_passages must be at least 1, got {max_passages}")
         if early_exit is not None and not 0.0 < early_exit <= 1.0:
@@ -86,6 +96,8 @@ class TransformerReader:
         self._resolved: ResolvedPrecision | None = None
         self.max_passages = max_passages
         self.early_exit = early_exit
+        self.engine = engine
+        self._lean: LeanSpanScorer | None = None
         self._overrides = {
             "max_length": max_length,
             "stride": stride,
@@ -123,8 +135,23 @@ class TransformerReader:
                 if value is not None:
                     setattr(config, key, value)
             self._tokenizer, self._config, self._resolved = tokenizer, config, resolved
+            self._lean = self._lean_scorer(model, tokenizer)
             self._model = model
             logger.info("reader %s loaded, runs at %s", self.model_name, resolved)
+
+    def _lean_scorer(self, model: Any, tokenizer: Any) -> LeanSpanScorer | None:
+        """The lean path over the loaded model (:mod:`.lean`), unless it is off or cannot run
+        this model (then transformers' forward reads, with a log line saying why)."""
+        if self.engine != "lean":
+            return None
+        if str(self.device).split(":")[0] != "cpu":
+            logger.info("reader: the lean path is for CPUs; transformers reads on %s", self.device)
+            return None
+        reason = unsupported_reason(model, tokenizer)
+        if reason is not None:
+            logger.info("reader: the lean path cannot run %s (%s)", self.model_name, reason)
+            return None
+        return LeanSpanScorer(model, tokenizer)
 
     @property
     def resolved_precision(self) -> ResolvedPrecision:
@@ -237,6 +264,8 @@ class TransformerReader:
         return found
 
     def _run(self, windows) -> WindowLogits:
+        if self._lean is not None:
+            return self._run_lean(windows)
         import torch
 
         starts: list[np.ndarray] = []
@@ -267,6 +296,23 @@ class TransformerReader:
             ends.append(results[w][1])
         return WindowLogits(
             start=starts, end=ends, tokens=tokens, widths=[widths[w] for w in range(len(windows))]
+        )
+
+    def _run_lean(self, windows) -> WindowLogits:
+        """:meth:`_run` on the lean path: windows in token-budget batches, shortest first, and
+        no padding token counted (each window's width is its own length)."""
+        assert self._lean is not None
+        rows = windows.input_ids
+        lengths = [len(r) for r in rows]
+        logits: list[tuple[np.ndarray, np.ndarray]] = [None] * len(rows)  # type: ignore[list-item]
+        for batch in token_budget_batches(lengths, TOKEN_BUDGET):
+            for w, pair in zip(batch, self._lean.logits([rows[w] for w in batch]), strict=True):
+                logits[w] = pair
+        return WindowLogits(
+            start=[s for s, _ in logits],
+            end=[e for _, e in logits],
+            tokens=sum(lengths),
+            widths=lengths,
         )
 
     def _merge(

@@ -1,0 +1,115 @@
+"""A sentence-transformers folder of a mean-pooled BERT, loaded with transformers alone.
+
+Importing sentence-transformers costs a server's cold start ~3–4 s on two cores (scikit-learn,
+its own training and evaluation modules) although the lean path (:mod:`embeddings.lean`) uses
+none of it: it needs the BERT weights, the fast tokenizer, the truncation length and the
+prompts. For a folder whose modules are exactly Transformer → mean Pooling (→ Normalize), those
+four are read here from the folder's own files (``modules.json``, ``sentence_bert_config.json``,
+``1_Pooling/config.json``, ``config_sentence_transformers.json``), as sentence-transformers
+itself reads them. Any other layout, or a hub id, is left to sentence-transformers;
+:func:`read_folder` says why it declines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_MODULE_TYPES = ("Transformer", "Pooling", "Normalize")
+_PLAIN_TRANSFORMER_CONFIG = {
+    # What sentence-transformers ≥ 6 writes for a text encoder's token embeddings; older
+    # versions write none of it. Any other value is an option only it knows how to apply.
+    "transformer_task": "feature-extraction",
+    "modality_config": {"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+    "module_output_name": "token_embeddings",
+}
+
+
+class NotPlainFolder(ValueError):
+    """The folder is not a plain mean-pooled model: sentence-transformers must load it."""
+
+
+@dataclass(frozen=True)
+class BertFolder:
+    """What the lean path needs to know about a sentence-transformers folder.
+
+    ``transformer_dir`` holds the transformers model and tokenizer (the folder itself for the
+    usual layout); ``max_seq_length`` is ``None`` where the folder leaves it to the model.
+    """
+
+    transformer_dir: Path
+    max_seq_length: int | None
+    prompts: dict[str, str] = field(default_factory=dict)
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+        raise NotPlainFolder(f"{path.name} is unreadable ({exc})") from exc
+
+
+def read_folder(path: str | Path) -> BertFolder:
+    """The folder at ``path`` described for the lean path; :class:`NotPlainFolder` says why not."""
+    folder = Path(path)
+    if not (folder / "modules.json").is_file():
+        raise NotPlainFolder(f"{folder} is not a local sentence-transformers folder")
+    modules = _json(folder / "modules.json")
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if kinds[:2] != list(_MODULE_TYPES[:2]) or any(k != "Normalize" for k in kinds[2:]):
+        raise NotPlainFolder(f"modules {kinds}, not Transformer → Pooling (→ Normalize)")
+    transformer_dir = folder / modules[0].get("path", "")
+    pooling = _json(folder / modules[1].get("path", "") / "config.json")
+    mode = pooling.get("pooling_mode")
+    flags = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode_") and v is True)
+    if mode not in (None, "mean") or flags not in ([], ["pooling_mode_mean_tokens"]):
+        raise NotPlainFolder(f"pooling {mode or flags}, not mean")
+    if not pooling.get("include_prompt", True):
+        raise NotPlainFolder("pooling leaves the prompt out")
+    config_file = transformer_dir / "sentence_bert_config.json"
+    config = _json(config_file) if config_file.is_file() else {}
+    options = sorted(
+        key
+        for key, value in config.items()
+        if key not in ("max_seq_length", "do_lower_case")
+        and _PLAIN_TRANSFORMER_CONFIG.get(key, object()) != value
+    )
+    if options:  # model_args, tokenizer_args, backend ...: only sentence-transformers applies them
+        raise NotPlainFolder(f"{config_file.name} sets {options}")
+    if config.get("do_lower_case"):
+        raise NotPlainFolder("the tokenizer lower-cases")
+    settings_file = folder / "config_sentence_transformers.json"
+    settings = _json(settings_file) if settings_file.is_file() else {}
+    prompts = settings.get("prompts") or {}
+    if not isinstance(prompts, dict) or settings.get("default_prompt_name"):
+        raise NotPlainFolder("the folder's prompts are not a plain name → text table")
+    return BertFolder(
+        transformer_dir=transformer_dir,
+        max_seq_length=config.get("max_seq_length"),
+        prompts={str(k): str(v) for k, v in prompts.items()},
+    )
+
+
+def load_bert(
+    folder: BertFolder, *, device: str, model_kwargs: dict | None = None
+) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` as sentence-transformers' Transformer module would load them."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(folder.transformer_dir, **(model_kwargs or {}))
+    tokenizer = AutoTokenizer.from_pretrained(folder.transformer_dir)
+    return model.to(device).eval(), tokenizer
+
+
+def truncation_length(folder: BertFolder, model: Any, tokenizer: Any) -> int:
+    """Tokens kept per text: the folder's ``max_seq_length``, else what model and tokenizer
+    allow (sentence-transformers' rule when the folder does not say)."""
+    positions = int(model.config.max_position_embeddings)
+    if folder.max_seq_length is not None:
+        return min(int(folder.max_seq_length), positions)
+    return min(positions, int(getattr(tokenizer, "model_max_length", positions) or positions))
