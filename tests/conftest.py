@@ -215,6 +215,37 @@ def save_tiny_qa_model(folder: Path, tokenizer, *, seed: int = 0, hidden: int = 
     return model
 
 
+def save_sentence_folder(folder: Path, base: Path, pooling: str = "mean") -> Path:
+    """``base`` (a BERT folder) as an e5-like sentence-transformers folder: Transformer →
+    ``pooling`` Pooling → Normalize, with ``query: ``/``passage: `` prompts."""
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers ≥ 6; the older path still works there, with a warning
+        from sentence_transformers.sentence_transformer import modules as st_modules
+    except ImportError:
+        from sentence_transformers import models as st_modules
+
+    transformer = st_modules.Transformer(str(base))
+    hidden = transformer.auto_model.config.hidden_size
+    model = SentenceTransformer(
+        modules=[transformer, st_modules.Pooling(hidden, pooling), st_modules.Normalize()],
+        prompts={"query": "query: ", "passage": "passage: "},
+        device="cpu",
+    )
+    model.save(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory, tiny_tokenizer) -> Path:
+    return save_tiny_base(tmp_path_factory.mktemp("tiny-e5-base"), tiny_tokenizer, hidden=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_e5(tmp_path_factory, tiny_base) -> Path:
+    return save_sentence_folder(tmp_path_factory.mktemp("tiny-e5"), tiny_base)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return build_tiny_tokenizer()

@@ -17,25 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_query_engine import PASSAGES, QUESTIONS, _sentence_folder
+from test_query_engine import PASSAGES, QUESTIONS
 
 from embeddings import bert_folder
 from embeddings.encoder import SentenceEncoder
 from embeddings.lean import LeanEncoder
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory, tiny_tokenizer) -> Path:
-    from conftest import save_tiny_base
-
-    return save_tiny_base(tmp_path_factory.mktemp("tiny-base"), tiny_tokenizer, hidden=64)
-
-
-@pytest.fixture(scope="module")
-def tiny_e5(tmp_path_factory, tiny_base) -> Path:
-    return _sentence_folder(tmp_path_factory.mktemp("tiny-e5"), tiny_base)
 
 
 def test_a_plain_folder_is_read_as_sentence_transformers_reads_it(tiny_e5):

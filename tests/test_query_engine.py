@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REAL_LUDAO_HOME, save_tiny_base
+from conftest import REAL_LUDAO_HOME, save_sentence_folder
 
 from embeddings.encoder import SentenceEncoder
 from embeddings.lean import (
@@ -33,35 +33,6 @@ QUESTIONS = (
     "年",
     "研发投入强度" * 60,  # past the tiny model's 128 positions: truncated as in encode
 )
-
-
-def _sentence_folder(folder: Path, base: Path, pooling: str = "mean") -> Path:
-    from sentence_transformers import SentenceTransformer
-
-    try:  # sentence-transformers ≥ 6; the older path still works there, with a warning
-        from sentence_transformers.sentence_transformer import modules as st_modules
-    except ImportError:
-        from sentence_transformers import models as st_modules
-
-    transformer = st_modules.Transformer(str(base))
-    hidden = transformer.auto_model.config.hidden_size
-    model = SentenceTransformer(
-        modules=[transformer, st_modules.Pooling(hidden, pooling), st_modules.Normalize()],
-        prompts={"query": "query: ", "passage": "passage: "},
-        device="cpu",
-    )
-    model.save(str(folder))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory, tiny_tokenizer) -> Path:
-    return save_tiny_base(tmp_path_factory.mktemp("tiny-e5-base"), tiny_tokenizer, hidden=64)
-
-
-@pytest.fixture(scope="module")
-def tiny_e5(tmp_path_factory, tiny_base) -> Path:
-    return _sentence_folder(tmp_path_factory.mktemp("tiny-e5"), tiny_base)
 
 
 def _pair(folder: Path, precision: str) -> tuple[SentenceEncoder, SentenceEncoder]:
@@ -213,7 +184,7 @@ def test_quantised_layers_are_called_as_they_are():
 def test_a_model_the_lean_path_cannot_run_keeps_sentence_transformers(
     tmp_path, tiny_base, caplog: pytest.LogCaptureFixture
 ):
-    folder = _sentence_folder(tmp_path / "cls", tiny_base, pooling="cls")
+    folder = save_sentence_folder(tmp_path / "cls", tiny_base, pooling="cls")
     reference, lean = _pair(folder, "fp32")
     assert "not mean" in (unsupported_reason(lean.model) or "")
     with pytest.raises(ValueError, match="lean path cannot run"):
