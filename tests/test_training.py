@@ -22,8 +22,8 @@ from qa.training import (
     EVALUATION_ONLY_FILES,
     SpanExample,
     TrainConfig,
-    _load_all,
     build_windows,
+    load_training_examples,
     read_span_examples,
     split_holdout,
     train_reader,
@@ -107,6 +107,99 @@ def test_second_phase_continues_from_the_checkpoint(
     assert held == (tiny_trained_reader / "holdout.jsonl").read_text(encoding="utf-8")
 
 
+def _phase_config(trained: Path, out: Path, **overrides) -> TrainConfig:
+    info = json.loads((trained / "training.json").read_text())
+    return TrainConfig(
+        **{
+            **info["config"],
+            "data_dir": Path(info["config"]["data_dir"]),
+            "files": tuple(info["config"]["files"]),
+            "out_dir": out,
+            "init_from": trained,
+            "seed": 99,
+            "max_steps": 40,
+            "checkpoint_every": 20,
+            "learning_rate": 1e-3,
+            **overrides,
+        }
+    )
+
+
+def _train(config: TrainConfig) -> Path:
+    threads = torch.get_num_threads()
+    try:
+        return train_reader(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_an_interrupted_run_resumes_as_if_it_had_not_stopped(
+    tiny_trained_reader: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load_file
+
+    import qa.training.loop as loop
+
+    whole = _train(_phase_config(tiny_trained_reader, tmp_path / "whole"))
+
+    saved = loop._save_state
+
+    def save_then_stop(*args, **kwargs):
+        saved(*args, **kwargs)
+        raise KeyboardInterrupt  # the machine went away right after the first checkpoint
+
+    monkeypatch.setattr(loop, "_save_state", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        _train(_phase_config(tiny_trained_reader, tmp_path / "cut"))
+    assert json.loads((tmp_path / "cut" / "training.json").read_text())["steps"] == 20
+    monkeypatch.setattr(loop, "_save_state", saved)
+    resumed = _train(_phase_config(tiny_trained_reader, tmp_path / "cut", resume=True))
+
+    a = json.loads((whole / "training.json").read_text())
+    b = json.loads((resumed / "training.json").read_text())
+    assert a["steps"] == b["steps"] == 40
+    assert [h["step"] for h in b["loss_history"]] == [20, 40]
+    losses = [h["loss"] for h in b["loss_history"]]
+    assert losses == pytest.approx([h["loss"] for h in a["loss_history"]], abs=2e-4)
+    wa, wb = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_refuses_a_run_with_other_data_settings(
+    tiny_trained_reader: Path, tmp_path: Path
+) -> None:
+    _train(_phase_config(tiny_trained_reader, tmp_path / "run", max_steps=20))
+    with pytest.raises(ValueError, match="stride"):
+        _train(_phase_config(tiny_trained_reader, tmp_path / "run", resume=True, stride=24))
+
+
+def test_resume_without_a_checkpoint_starts_fresh(
+    tiny_trained_reader: Path, tmp_path: Path
+) -> None:
+    out = _train(_phase_config(tiny_trained_reader, tmp_path / "new", resume=True, max_steps=20))
+    assert json.loads((out / "training.json").read_text())["steps"] == 20
+    from qa.training.loop import STATE_FILE
+
+    assert (out / STATE_FILE).is_file()
+
+
+def test_a_second_phase_starts_from_a_compact_reader(
+    tiny_trained_reader: Path, tmp_path: Path
+) -> None:
+    from qa.readers.compact import ReaderConfig, export_compact
+
+    info = json.loads((tiny_trained_reader / "training.json").read_text())
+    compact = tmp_path / "compact"
+    export_compact(
+        tiny_trained_reader, compact, ReaderConfig(base_model=info["config"]["base_model"])
+    )
+    out = _train(_phase_config(tiny_trained_reader, tmp_path / "p2", init_from=compact))
+    first = json.loads((out / "training.json").read_text())["loss_history"][0]["loss"]
+    assert first < 0.2 * info["loss_history"][0]["loss"]  # the compact weights were loaded
+
+
 # --- reading the training files ----------------------------------------------------------------
 
 
@@ -173,7 +266,9 @@ def test_traditional_text_is_converted_and_offsets_still_match(tmp_path: Path) -
         assert "個" not in ex.question and "臺" not in ex.context
 
     config = TrainConfig(data_dir=tmp_path, out_dir=tmp_path, files=(path.name,))
-    train, held = _load_all(config, random.Random(0))  # drcd* files are converted by name
+    train, held = load_training_examples(
+        config, random.Random(0)
+    )  # drcd* files are converted by name
     assert {ex.context for ex in train + held} == {examples[0].context}
 
 

@@ -331,7 +331,20 @@ def serve(
 @click.option("--max-minutes", type=float, default=None, help="Anneal and stop by this time.")
 @click.option("--english-fraction", type=float, default=0.2)
 @click.option("--limit-examples", type=int, default=None)
-@click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None)
+@click.option(
+    "--init-from",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Start a second phase from this checkpoint or compact reader (e.g. models/reader-zh).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out where its last checkpoint left it (fresh if none).",
+)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=300, help="Steps.")
+@click.option("--warmup-ratio", type=float, default=0.06)
+@click.option("--threads", type=click.IntRange(1), default=None)
 @click.option("--seed", type=int, default=13)
 @click.option("--device", default="cpu")
 def train_reader_command(**options: object) -> None:
@@ -352,9 +365,16 @@ def train_reader_command(**options: object) -> None:
         limit_examples=options["limit_examples"],  # type: ignore[arg-type]
         device=str(options["device"]),
         init_from=Path(str(options["init_from"])) if options["init_from"] else None,
+        resume=bool(options["resume"]),
+        checkpoint_every=int(options["checkpoint_every"]),  # type: ignore[arg-type]
+        warmup_ratio=float(options["warmup_ratio"]),  # type: ignore[arg-type]
+        threads=options["threads"],  # type: ignore[arg-type]
         seed=int(options["seed"]),  # type: ignore[arg-type]
     )
-    click.echo(str(train_reader(config)))
+    try:
+        click.echo(str(train_reader(config)))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @cli.command(name="package-reader")
@@ -367,6 +387,22 @@ def package_reader(checkpoint: str, out_dir: str, calibrate_on: int) -> None:
 
     result = calibrate_and_package(Path(checkpoint), Path(out_dir), limit=calibrate_on)
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@cli.command(name="fit-boundaries")
+@click.argument("reader", type=click.Path(exists=True, file_okay=False))
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Training questions to use.")
+def fit_boundaries(reader: str, data_dir: str, limit: int | None) -> None:
+    """Fit the span-boundary model of READER on its n-best lists of training questions and
+    write it beside the reader (boundaries.json); prints held-out EM/F1 before and after."""
+    from qa.readers.compact import BOUNDARY_MODEL
+    from qa.training.boundaries import fit_for_reader
+
+    model = fit_for_reader(Path(reader), Path(data_dir), limit=limit)
+    path = Path(reader) / BOUNDARY_MODEL
+    path.write_text(json.dumps(model.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+    click.echo(json.dumps(model.metrics, ensure_ascii=False, indent=2))
 
 
 @cli.command()

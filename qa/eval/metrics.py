@@ -47,6 +47,7 @@ __all__ = [
     "exact_match",
     "f1",
     "has_relevant_passage",
+    "is_boundary_error",
     "is_no_answer",
     "normalize_answer_en",
     "normalize_answer_zh",
@@ -291,6 +292,30 @@ def score_answer(
     return AnswerScore(
         exact_match=exact_match(prediction, golds, language=language),
         f1=f1(prediction, golds, language=language),
+    )
+
+
+def is_boundary_error(
+    prediction: str | None,
+    golds: Iterable[str],
+    *,
+    question: str | None = None,
+) -> bool:
+    """Whether a wrong answer is wrong only at its edges: it is not an exact match, but once
+    normalised it contains a gold answer or lies inside one (the answer is found, its span is
+    too long or too short). The share of these among wrong answers is what boundary decoding
+    can win back."""
+    golds = _golds(golds)
+    if is_no_answer(prediction) or not golds:
+        return False
+    language = detect_language(question) if question is not None else None
+    assert prediction is not None
+    if exact_match(prediction, golds, language=language):
+        return False
+    normalize = normalize_answer_en if language == "en" else normalize_answer_zh
+    guess = normalize(prediction)
+    return any(
+        g and guess and (g in guess or guess in g) for g in (normalize(gold) for gold in golds)
     )
 
 

@@ -28,7 +28,7 @@ from ..conversation import Turn, ask_options, fill_answers
 from ..readers import Reader
 from ..schema import Hit, Passage
 from .latency import percentile
-from .metrics import relevant_rank, score_answer
+from .metrics import is_boundary_error, relevant_rank, score_answer
 from .question_files import QAExample, load_squad_paragraphs
 
 if TYPE_CHECKING:
@@ -90,6 +90,9 @@ class EvalReport:
     mrr: float | None
     latency_p50: float
     latency_p95: float
+    boundary_error_share: float | None
+    """Of the answerable questions whose best span is not exact, the share where it contains
+    the gold answer or lies inside it (``metrics.is_boundary_error``)."""
     reader: str
     embedding_model: str | None
     mode: str
@@ -113,6 +116,7 @@ class EvalReport:
             "recall@5": pct(self.recall_at_5),
             "mrr": None if self.mrr is None else round(self.mrr, 4),
             "latency_ms": {"p50": round(self.latency_p50, 1), "p95": round(self.latency_p95, 1)},
+            "boundary_error_share": pct(self.boundary_error_share),
             "reader": self.reader,
             "embedding_model": self.embedding_model,
             "mode": self.mode,
@@ -200,6 +204,7 @@ def evaluate(
     em = f1s = em_forced = f1_forced = na_correct = 0.0
     r1 = r5 = rr = 0.0
     answerable = 0
+    wrong = boundary = 0  # best spans of answerable questions that are not exact
     latencies: list[float] = []
     followups = rewritten = 0
     show = logger.isEnabledFor(logging.INFO)
@@ -222,6 +227,9 @@ def evaluate(
         em_forced += forced.exact_match
         f1_forced += forced.f1
         na_correct += float(bool(ex.answers) != reading.no_answer)
+        if ex.answers and not forced.exact_match:
+            wrong += 1
+            boundary += is_boundary_error(best_text, ex.answers, question=ex.question)
         if ex.answers and with_retrieval:
             answerable += 1
             rank = relevant_rank(ex.answers, (h.passage.text for h in hits))
@@ -258,6 +266,7 @@ def evaluate(
         mrr=rr / answerable if retrieval else None,
         latency_p50=percentile(latencies, 50) if latencies else 0.0,
         latency_p95=percentile(latencies, 95) if latencies else 0.0,
+        boundary_error_share=boundary / wrong if wrong else None,
         reader=reader_name,
         embedding_model=embedding_model,
         mode=mode,

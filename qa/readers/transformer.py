@@ -25,7 +25,7 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from embeddings.precision import (
 
 from ..schema import Answer, Passage, Span
 from .base import Reading
+from .boundaries import BOUNDARY_CANDIDATES, BoundaryCandidate, language_of
 from .compact import ReaderConfig, load_reader_model
 from .lean import READER_ENGINES, LeanSpanScorer, unsupported_reason
 from .spans import SpanCandidate, best_spans, tidy_span
@@ -191,7 +192,7 @@ class TransformerReader:
             _, passages, top_k = jobs[i]
             if staged and len(passages) > 1:
                 candidates, tokens = found[i]
-                answers, best_margin = self._merge(candidates, passages, top_k)
+                answers, best_margin = self._merge(jobs[i][0], candidates, passages, top_k)
                 if answers and answers[0].score >= self.early_exit:  # type: ignore[operator]
                     readings[i] = self._reading(answers, best_margin, tokens, early_exit=True)
                     continue
@@ -204,7 +205,7 @@ class TransformerReader:
                 continue
             _, passages, top_k = jobs[i]
             candidates, tokens = found[i]
-            answers, best_margin = self._merge(candidates, passages, top_k)
+            answers, best_margin = self._merge(jobs[i][0], candidates, passages, top_k)
             readings[i] = self._reading(answers, best_margin, tokens)
         return readings
 
@@ -316,35 +317,104 @@ class TransformerReader:
         )
 
     def _merge(
-        self, candidates: list[SpanCandidate], passages: Sequence[Passage], top_k: int
+        self,
+        question: str,
+        candidates: list[SpanCandidate],
+        passages: Sequence[Passage],
+        top_k: int,
     ) -> tuple[list[Answer], float]:
-        """Tidy spans and keep the best-scoring occurrence of each distinct answer text.
+        """Tidy spans, keep the best-scoring occurrence of each distinct answer text, and let the
+        boundary model (where the reader has one) choose the edges of the best answer.
 
         Also returns the best raw margin, which calibration is fitted on.
         """
         calibration = self.config.calibration
-        best: dict[str, Answer] = {}
-        best_margin = -float("inf")
+        ranked = self._ranked(candidates, passages, limit=max(top_k, 1) * 4)
+        if not ranked:
+            return [], -float("inf")
+        best_margin = ranked[0][1].margin
+        answers = [
+            Answer(
+                text=passage.text[start:end],
+                score=calibration.probability(cand.margin),
+                passage=passage,
+                span=Span(start, end),
+            )
+            for passage, cand, start, end in ranked
+        ]  # in margin order, whatever the calibration
+        model = self.config.boundaries
+        if model is not None and language_of(question) in model.languages:
+            group = overlapping_ranked(ranked)
+            chosen = group[model.choose(question, ranked[0][0].text, boundary_group(ranked, group))]
+            if chosen != 0:
+                # Only the edges move: the answer keeps the confidence of the reader's best span.
+                top = replace(answers[chosen], score=answers[0].score)
+                answers = [top] + [a for k, a in enumerate(answers) if k != chosen]
+        return _drop_overlapping(answers)[:top_k], best_margin
+
+    def _ranked(
+        self, candidates: list[SpanCandidate], passages: Sequence[Passage], *, limit: int
+    ) -> list[tuple[Passage, SpanCandidate, int, int]]:
+        """Tidied spans in margin order, one per distinct text: ``(passage, candidate, start,
+        end)``. With a boundary model at least its group size, so that it has edges to choose."""
+        if self.config.boundaries is not None:
+            limit = max(limit, BOUNDARY_CANDIDATES)
+        seen: set[str] = set()
+        ranked: list[tuple[Passage, SpanCandidate, int, int]] = []
         for cand in sorted(candidates, key=lambda c: c.margin, reverse=True):
             passage = passages[cand.context_index]
             start, end = tidy_span(passage.text, cand.char_start, cand.char_end)
             if end <= start:
                 continue
-            text = passage.text[start:end]
-            key = _SPACE.sub("", text).lower()
-            if key in best:
+            key = _SPACE.sub("", passage.text[start:end]).lower()
+            if key in seen:
                 continue
-            best_margin = max(best_margin, cand.margin)
-            best[key] = Answer(
-                text=text,
-                score=calibration.probability(cand.margin),
-                passage=passage,
-                span=Span(start, end),
-            )
-            if len(best) >= max(top_k, 1) * 4:
+            seen.add(key)
+            ranked.append((passage, cand, start, end))
+            if len(ranked) >= limit:
                 break
-        ranked = list(best.values())  # already in margin order, whatever the calibration
-        return _drop_overlapping(ranked)[:top_k], best_margin
+        return ranked
+
+    def boundary_candidates(
+        self, question: str, passage: Passage
+    ) -> list[tuple[str, BoundaryCandidate]]:
+        """The spans overlapping the best one in ``passage`` that the boundary model chooses
+        among, best margin first, with their texts (what :mod:`qa.training.boundaries` fits on)."""
+        self.warm_up()
+        ((candidates, _),) = self._candidates_many([(question, [passage], 0)])
+        ranked = self._ranked(candidates, [passage], limit=BOUNDARY_CANDIDATES)
+        group = overlapping_ranked(ranked)
+        return [
+            (passage.text[ranked[k][2] : ranked[k][3]], c)
+            for k, c in zip(group, boundary_group(ranked, group), strict=True)
+        ]
+
+
+def overlapping_ranked(ranked: Sequence[tuple[Passage, SpanCandidate, int, int]]) -> list[int]:
+    """Indices of the ranked spans in the best span's passage that overlap it (it first)."""
+    if not ranked:
+        return []
+    top = ranked[0]
+    return [
+        k
+        for k, (passage, _, start, end) in enumerate(ranked)
+        if passage.id == top[0].id and start < top[3] and top[2] < end
+    ]
+
+
+def boundary_group(
+    ranked: Sequence[tuple[Passage, SpanCandidate, int, int]], group: Sequence[int]
+) -> list[BoundaryCandidate]:
+    return [
+        BoundaryCandidate(
+            start=ranked[k][2],
+            end=ranked[k][3],
+            margin=ranked[k][1].margin,
+            start_score=ranked[k][1].start_score,
+            end_score=ranked[k][1].end_score,
+        )
+        for k in group
+    ]
 
 
 def _drop_overlapping(answers: list[Answer]) -> list[Answer]:
