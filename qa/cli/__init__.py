@@ -199,6 +199,13 @@ def _scoped(pipeline: Any, as_groups: str | None) -> Any:
 @click.option("--top-k", type=click.IntRange(1, 50), default=5)
 @click.option("--reader", default=None, help="'sentence', a reader folder or a hub id.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--questions-from",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Ask each question as worded in this parallel file (same ids), e.g. XQuAD's English "
+    "questions over its Chinese paragraphs.",
+)
 @AS_GROUPS_OPTION
 def eval_command(
     file: str,
@@ -209,10 +216,11 @@ def eval_command(
     top_k: int,
     reader: str | None,
     as_json: bool,
+    questions_from: str | None,
     as_groups: str | None,
 ) -> None:
     """Score Ludao on FILE (SQuAD JSON or JSONL questions)."""
-    from qa.eval.question_files import load_examples
+    from qa.eval.question_files import load_examples, reworded
     from qa.eval.runner import (
         evaluate,
         gold_passage_asker,
@@ -226,11 +234,15 @@ def eval_command(
     try:
         settings = settings_for(corpus, reader=reader)
         examples = load_examples(file)[:limit]
+        if questions_from:
+            examples = reworded(examples, load_examples(questions_from))
         is_squad = not file.endswith(".jsonl") and all(e.context is not None for e in examples)
         if gold_passage:
             model = reader_from_settings(settings)
             ask_fn = gold_passage_asker(model)
             mode, embed, retrieval = "gold-passage", None, False
+            if questions_from:
+                mode += f" (questions of {Path(questions_from).name})"
         else:
             if is_squad and not corpus:
                 pipeline = squad_paragraph_pipeline(Path(file), settings)
@@ -393,13 +405,23 @@ def package_reader(checkpoint: str, out_dir: str, calibrate_on: int) -> None:
 @click.argument("reader", type=click.Path(exists=True, file_okay=False))
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), required=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Training questions to use.")
-def fit_boundaries(reader: str, data_dir: str, limit: int | None) -> None:
+@click.option(
+    "--files",
+    default=None,
+    help="Comma-separated training files of --data-dir whose answer style the model learns "
+    "(default: the CMRC 2018 train and trial files).",
+)
+def fit_boundaries(reader: str, data_dir: str, limit: int | None, files: str | None) -> None:
     """Fit the span-boundary model of READER on its n-best lists of training questions and
     write it beside the reader (boundaries.json); prints held-out EM/F1 before and after."""
     from qa.readers.compact import BOUNDARY_MODEL
-    from qa.training.boundaries import fit_for_reader
+    from qa.training.boundaries import BOUNDARY_FILES, fit_for_reader
 
-    model = fit_for_reader(Path(reader), Path(data_dir), limit=limit)
+    names = tuple(n.strip() for n in files.split(",") if n.strip()) if files else BOUNDARY_FILES
+    try:
+        model = fit_for_reader(Path(reader), Path(data_dir), limit=limit, files=names)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     path = Path(reader) / BOUNDARY_MODEL
     path.write_text(json.dumps(model.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
     click.echo(json.dumps(model.metrics, ensure_ascii=False, indent=2))

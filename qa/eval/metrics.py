@@ -53,6 +53,7 @@ __all__ = [
     "normalize_answer_zh",
     "relevant_rank",
     "score_answer",
+    "scoring_language",
     "squad_em",
     "squad_f1",
 ]
@@ -272,6 +273,15 @@ class AnswerScore:
     f1: float
 
 
+def scoring_language(question: str, golds: Iterable[str]) -> Language:
+    """The metric for answers to ``question``: its language, except that Chinese gold answers
+    to an English question (English questions over Chinese text) are scored as Chinese."""
+    language = detect_language(question)
+    if language == "en" and any(detect_language(g) == "zh" for g in golds):
+        return "zh"
+    return language
+
+
 def score_answer(
     prediction: str | None,
     golds: Iterable[str],
@@ -282,13 +292,15 @@ def score_answer(
     """EM and F1 of ``prediction``, with the metric of the question's language.
 
     The question's language picks the metric, as the official scripts do per data set: in CMRC
-    every answer, "1998" included, is scored with the CMRC metric. ``ludao eval`` and every
+    every answer, "1998" included, is scored with the CMRC metric. Chinese gold answers to an
+    English question (XQuAD's English questions over its Chinese paragraphs) are scored with the
+    CMRC metric too: the metric follows the text the answer is cut from. ``ludao eval`` and every
     benchmark score answers through this one function so that their numbers agree. An explicit
     ``language`` wins over ``question``; with neither, the golds decide (see ``exact_match``).
     """
     golds = _golds(golds)
     if language is None and question is not None:
-        language = detect_language(question)
+        language = scoring_language(question, golds)
     return AnswerScore(
         exact_match=exact_match(prediction, golds, language=language),
         f1=f1(prediction, golds, language=language),
@@ -308,7 +320,7 @@ def is_boundary_error(
     golds = _golds(golds)
     if is_no_answer(prediction) or not golds:
         return False
-    language = detect_language(question) if question is not None else None
+    language = scoring_language(question, golds) if question is not None else None
     assert prediction is not None
     if exact_match(prediction, golds, language=language):
         return False

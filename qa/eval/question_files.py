@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,19 @@ class QAExample:
     title: str = ""
     history: tuple[Turn, ...] = ()
     """Earlier turns of a conversation this question follows (JSONL ``"history"``), oldest first."""
+
+
+def reworded(examples: list[QAExample], wording: list[QAExample]) -> list[QAExample]:
+    """``examples`` asked with the question of the same id in ``wording`` (a parallel file in
+    another language); paragraphs and gold answers stay those of ``examples``."""
+    by_id = {w.id: w.question for w in wording}
+    missing = [e.id for e in examples if e.id not in by_id]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} questions have no counterpart in the parallel file "
+            f"(first: {missing[0]!r}); both files must share question ids"
+        )
+    return [replace(e, question=by_id[e.id]) for e in examples]
 
 
 def load_examples(path: str | Path) -> list[QAExample]:
