@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch where it is on disk (this workplace); elsewhere PyPI as usual.
 	$(BIN)/pip install --quiet torch==2.13.0 || $(BIN)/pip install --quiet torch
-	$(BIN)/pip install --quiet -e '.[ui,dev]'
+	$(BIN)/pip install --quiet -e '.[ui,crosslingual,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -5,7 +5,7 @@ set -euo pipefail
 READER=${1:-models/reader-zh}
 OPEN_LIMIT=${2:-all}
 DATA=${LUDAO_QA_DATA:-../shared/data/qa}
-OUT=benchmarks/results
+OUT=${LUDAO_RESULTS:-benchmarks/results}
 PRED=artifacts/predictions
 mkdir -p "$OUT" "$PRED"
 ludao=(".venv/bin/ludao" -q)
@@ -16,6 +16,10 @@ ludao=(".venv/bin/ludao" -q)
   --predictions "$PRED/xquad_zh_gold.jsonl" | tee "$OUT/reader_xquad_zh_gold.json"
 "${ludao[@]}" eval "$DATA/xquad.en.json" --gold-passage --reader "$READER" --json \
   --predictions "$PRED/xquad_en_gold.jsonl" | tee "$OUT/reader_xquad_en_gold.json"
+# English questions over the Chinese paragraphs (XQuAD is parallel: the same ids in both files).
+"${ludao[@]}" eval "$DATA/xquad.zh.json" --gold-passage --reader "$READER" --json \
+  --questions-from "$DATA/xquad.en.json" --predictions "$PRED/xquad_enq_zhp_gold.jsonl" \
+  | tee "$OUT/reader_xquad_enq_zhp_gold.json"
 "${ludao[@]}" eval ../shared/eval/seed_dev.jsonl --reader "$READER" --json \
   --predictions "$PRED/seed_dev.jsonl" | tee "$OUT/seed_dev.json"
 "${ludao[@]}" eval qa/eval/data/seed_questions.jsonl --reader "$READER" --json \

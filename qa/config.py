@@ -157,6 +157,10 @@ class Settings(_Loadable):
     reader_engine: str = "lean"
     """lean (the reader's windows on packed tokens, prepacked weights; the same logits) or torch
     (transformers' forward)."""
+    gloss_english: bool = True
+    """Read English questions with Chinese glosses of their words from CC-CEDICT
+    (``qa.readers.glossing``; needs the ``crosslingual`` extra, else questions are read as
+    asked)."""
     embedding_precision: str = "auto"
     """As ``reader_precision``; int8 changes the index's model id (a separate index)."""
     # Storage (issue #15, qa.stores and qa.records); all optional extras but the default.

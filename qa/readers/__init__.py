@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from embeddings.precision import Precision
 
 from .base import Reader, Reading
+from .glossing import GlossingReader
 from .sentence import SentenceReader
 from .transformer import TransformerReader
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 __all__ = [
+    "GlossingReader",
     "Reader",
     "Reading",
     "SentenceReader",
@@ -54,8 +56,9 @@ def load_reader(
 
 
 def reader_from_settings(settings: Settings) -> Reader:
-    """The reader ``settings`` ask for, with its speed options (0 in a setting means "off")."""
-    return load_reader(
+    """The reader ``settings`` ask for, with its speed options (0 in a setting means "off"),
+    reading English questions with Chinese glosses when ``gloss_english`` is on."""
+    reader = load_reader(
         settings.reader,
         device=settings.device,
         precision=settings.reader_precision,  # type: ignore[arg-type]  # checked by the reader
@@ -65,3 +68,6 @@ def reader_from_settings(settings: Settings) -> Reader:
         stride=settings.reader_stride or None,
         engine=settings.reader_engine,
     )
+    if settings.gloss_english and not isinstance(reader, SentenceReader):
+        return GlossingReader(reader)
+    return reader
