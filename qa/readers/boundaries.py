@@ -243,9 +243,13 @@ class BoundaryModel:
             )
 
     def scores(self, question: str, text: str, group: Sequence[BoundaryCandidate]) -> np.ndarray:
-        dense = group_features(question, text, group) @ np.asarray(self.weights)
-        lexical = [sum(self.terms.get(t, 0.0) for t in edge_terms(text, c)) for c in group]
-        return dense + np.asarray(lexical)
+        terms = [edge_terms(text, c) for c in group]
+        return self.row_scores(group_features(question, text, group), terms)
+
+    def row_scores(self, dense: np.ndarray, terms: Sequence[Sequence[str]]) -> np.ndarray:
+        """Scores of feature rows already computed (``group_features``, ``edge_terms``)."""
+        lexical = [sum(self.terms.get(t, 0.0) for t in row) for row in terms]
+        return dense @ np.asarray(self.weights) + np.asarray(lexical)
 
     def choose(self, question: str, text: str, group: Sequence[BoundaryCandidate]) -> int:
         """Index in ``group`` of the span to answer with (0 keeps the reader's best)."""

@@ -164,9 +164,7 @@ def choice_scores(groups: Sequence[Group], model: BoundaryModel | None) -> dict[
 
 
 def _choose(model: BoundaryModel, g: Group) -> int:
-    dense = g.dense @ np.asarray(model.weights)
-    lexical = np.array([sum(model.terms.get(t, 0.0) for t in row) for row in g.terms])
-    return int(np.argmax(dense + lexical))
+    return int(np.argmax(model.row_scores(g.dense, g.terms)))
 
 
 def fit_for_reader(
