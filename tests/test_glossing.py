@@ -79,8 +79,8 @@ def test_the_wrapper_reads_the_glossed_question(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_settings_decide_the_wrapper() -> None:
-    on = reader_from_settings(Settings(reader="models/reader-zh"))
-    off = reader_from_settings(Settings(reader="models/reader-zh", gloss_english=False))
+    on = reader_from_settings(Settings(reader="models/reader-zh", gloss_english=True))
+    off = reader_from_settings(Settings(reader="models/reader-zh"))  # off by default
     assert isinstance(on, GlossingReader) and not isinstance(off, GlossingReader)
     assert isinstance(reader_from_settings(Settings(reader="sentence")), SentenceReader)
 
