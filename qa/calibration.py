@@ -69,11 +69,18 @@ def choose_threshold(
 
 
 def calibrate_and_package(
-    checkpoint: Path, out_dir: Path, *, limit: int = 600, seed: int = 7
+    checkpoint: Path,
+    out_dir: Path,
+    *,
+    limit: int = 600,
+    seed: int = 7,
+    holdout: Path | None = None,
 ) -> dict:
-    """Fit calibration and threshold on ``checkpoint/holdout.jsonl``; write the compact reader."""
+    """Fit calibration and threshold on ``checkpoint/holdout.jsonl`` (or ``holdout``: another
+    run's, which must hold out the same paragraphs); write the compact reader."""
     training = json.loads((checkpoint / "training.json").read_text())["config"]
-    held = [json.loads(line) for line in (checkpoint / "holdout.jsonl").open(encoding="utf-8")]
+    holdout = holdout or checkpoint / "holdout.jsonl"
+    held = [json.loads(line) for line in holdout.open(encoding="utf-8")]
     rng = random.Random(seed)
     rng.shuffle(held)
     held = held[:limit]

@@ -38,6 +38,10 @@ class TrainConfig:
     max_steps: int = 1800
     max_minutes: float | None = None
     english_fraction: float = 0.2
+    code_switch_fraction: float = 0.0
+    """Share of the Chinese questions (training and held out) that get a code-switched copy,
+    some words put into English with CC-CEDICT (``qa.training.code_switch``): English questions
+    about Chinese documents."""
     negative_fraction: float = 0.15
     holdout_fraction: float = 0.05
     checkpoint_every: int = 300

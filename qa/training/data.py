@@ -185,6 +185,18 @@ def load_training_examples(config: TrainConfig, rng: random.Random) -> tuple[lis
         want = int(len(zh_train) * config.english_fraction / (1 - config.english_fraction))
         rng.shuffle(en_train)
         en_train = en_train[:want]
+    if config.code_switch_fraction > 0:
+        from .code_switch import code_switched_copies, load_dictionary
+
+        dictionary = load_dictionary()
+        fraction = config.code_switch_fraction
+        switched = code_switched_copies(zh_train, dictionary, fraction=fraction, rng=rng)
+        # The held-out copies come from their own generator so that the training data and its
+        # order do not depend on how many questions were held out.
+        held_rng = random.Random(config.holdout_seed)
+        zh_held += code_switched_copies(zh_held, dictionary, fraction=fraction, rng=held_rng)
+        logger.info("code-switched copies: %d training questions", len(switched))
+        zh_train += switched
     train = zh_train + en_train
     rng.shuffle(train)
     if config.limit_examples is not None:

@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 from ..config import portable_path
@@ -36,6 +36,7 @@ _SAME_ON_RESUME = (
     "stride",
     "batch_size",
     "english_fraction",
+    "code_switch_fraction",
     "negative_fraction",
     "holdout_fraction",
     "holdout_seed",
@@ -203,6 +204,10 @@ def train_reader(config: TrainConfig) -> Path:
     return out_dir
 
 
+# A setting added after a checkpoint was written had its default in that run.
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
 def _resume_state(config: TrainConfig, out_dir: Path) -> dict | None:
     """The saved state of the run in ``out_dir``, checked against ``config``; ``None`` when
     there is none yet (the run starts fresh, so the same command starts and resumes)."""
@@ -215,7 +220,9 @@ def _resume_state(config: TrainConfig, out_dir: Path) -> dict | None:
     saved = json.loads((out_dir / "training.json").read_text(encoding="utf-8"))["config"]
     now = asdict(config)
     changed = [
-        key for key in _SAME_ON_RESUME if _comparable(saved.get(key)) != _comparable(now[key])
+        key
+        for key in _SAME_ON_RESUME
+        if _comparable(saved.get(key, _DEFAULTS.get(key))) != _comparable(now[key])
     ]
     if changed:
         raise ValueError(
