@@ -88,6 +88,7 @@ def calibrate_and_package(
     margins, labels = [], []
     answerable: list[tuple[float, float]] = []
     decoy_margins: list[float] = []
+    by_language: dict[str, list[float]] = {}
     show = logger.isEnabledFor(logging.INFO)
     for i, ex in enumerate(tqdm(held, desc="calibrate", disable=not show)):
         own = _passage(ex["context"], f"held:{i}")
@@ -96,6 +97,7 @@ def calibrate_and_package(
         text = reading.answers[0].text if reading.answers else ""
         score = f1(text, [ex["answer_text"]])
         answerable.append((margin, score))
+        by_language.setdefault(ex.get("language", "zh"), []).append(score)
         margins.append(margin)
         labels.append(float(score >= CORRECT_F1))
         # decoys for half the questions (2:1 answerable to unanswerable); one question has none
@@ -121,6 +123,11 @@ def calibrate_and_package(
         "heldout_decoys": len(decoy_probs),
         "heldout_f1_forced": round(100 * answered_f1, 2),
         "heldout_decision_objective": round(100 * value, 2),
+        # zh, en, and zh-en for code-switched copies (qa.training.code_switch)
+        "heldout_f1_forced_by_language": {
+            language: round(100 * sum(scores) / len(scores), 2)
+            for language, scores in sorted(by_language.items())
+        },
         "training": training,
     }
     config = ReaderConfig(

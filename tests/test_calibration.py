@@ -89,6 +89,14 @@ def test_calibrate_and_package_a_trained_checkpoint(
     assert result["heldout_questions"] == 20
     assert 0 < result["heldout_decoys"] <= 10
     assert result["heldout_f1_forced"] >= 80  # the model learned the pattern
+    assert result["heldout_f1_forced_by_language"] == {"zh": result["heldout_f1_forced"]}
+
+    # Another run's held-out questions (to compare two checkpoints on the same ones)
+    lines = (tiny_trained_reader / "holdout.jsonl").read_text(encoding="utf-8").splitlines()
+    other = tmp_path / "other_holdout.jsonl"
+    other.write_text("\n".join(lines[:7]) + "\n", encoding="utf-8")
+    elsewhere = calibrate_and_package(tiny_trained_reader, tmp_path / "r2", holdout=other)
+    assert elsewhere["heldout_questions"] == 7
 
     compact = TransformerReader(str(out), max_length=64, stride=16)
     full = TransformerReader(str(tiny_trained_reader), max_length=64, stride=16)
