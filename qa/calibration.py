@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from .eval.metrics import f1
 from .readers.base import Reading
 from .readers.compact import ReaderConfig, export_compact
-from .readers.spans import Calibration
+from .readers.spans import Calibration, asked_across_languages, has_cjk
 from .readers.transformer import TransformerReader
 from .schema import Passage
 
@@ -68,6 +69,71 @@ def choose_threshold(
     return best_t, best_value
 
 
+@dataclass
+class HeldReadings:
+    """What the reader made of held-out questions and of decoys built from them."""
+
+    answerable: list[tuple[float, float]] = field(default_factory=list)
+    """(margin, F1) of each answerable question's best span."""
+    decoy_margins: list[float] = field(default_factory=list)
+    margins: list[float] = field(default_factory=list)
+    labels: list[float] = field(default_factory=list)
+    by_language: dict[str, list[float]] = field(default_factory=dict)
+
+    def fit(self) -> tuple[Calibration, float, float]:
+        """Calibration, threshold and the decision objective at that threshold."""
+        pairs = zip(self.margins, self.labels, strict=True)
+        finite = [(m, y) for m, y in pairs if math.isfinite(m)]
+        calibration = fit_logistic(
+            np.array([m for m, _ in finite]), np.array([y for _, y in finite])
+        )
+        probs = [(calibration.probability(m), s) for m, s in self.answerable]
+        decoy_probs = [calibration.probability(m) for m in self.decoy_margins]
+        threshold, value = choose_threshold(probs, decoy_probs)
+        return calibration, threshold, value
+
+    @property
+    def f1(self) -> float:
+        return sum(s for _, s in self.answerable) / max(len(self.answerable), 1)
+
+
+def read_heldout(
+    reader: TransformerReader,
+    held: list[dict],
+    rng: random.Random,
+    *,
+    decoy_pool: list[dict] | None = None,
+    desc: str = "calibrate",
+) -> HeldReadings:
+    """Read each held-out question against its own paragraph and, for every other one, against
+    a paragraph of ``decoy_pool`` (default ``held``) that cannot hold its answer: 2:1
+    answerable to unanswerable."""
+    pool = held if decoy_pool is None else decoy_pool
+    out = HeldReadings()
+    show = logger.isEnabledFor(logging.INFO)
+    for i, ex in enumerate(tqdm(held, desc=desc, disable=not show)):
+        reading = reader.read(ex["question"], [_passage(ex["context"], f"held:{i}")], top_k=1)
+        margin = _margin(reading)
+        text = reading.answers[0].text if reading.answers else ""
+        score = f1(text, [ex["answer_text"]])
+        out.answerable.append((margin, score))
+        out.by_language.setdefault(ex.get("language", "zh"), []).append(score)
+        out.margins.append(margin)
+        out.labels.append(float(score >= CORRECT_F1))
+        if i % 2 == 0 and len(pool) > 1:
+            other = pool[(i + 1 + rng.randrange(len(pool) - 1)) % len(pool)]
+            if (
+                other["paragraph_key"] == ex["paragraph_key"]
+                or ex["answer_text"] in other["context"]
+            ):
+                continue
+            decoy = reader.read(ex["question"], [_passage(other["context"], f"decoy:{i}")], 1)
+            out.decoy_margins.append(_margin(decoy))
+            out.margins.append(out.decoy_margins[-1])
+            out.labels.append(0.0)
+    return out
+
+
 def calibrate_and_package(
     checkpoint: Path,
     out_dir: Path,
@@ -77,59 +143,38 @@ def calibrate_and_package(
     holdout: Path | None = None,
 ) -> dict:
     """Fit calibration and threshold on ``checkpoint/holdout.jsonl`` (or ``holdout``: another
-    run's, which must hold out the same paragraphs); write the compact reader."""
+    run's, which must hold out the same paragraphs); write the compact reader.
+
+    Where the held-out split has enough questions asked across languages (mostly-English
+    questions over Chinese paragraphs: the code-switched copies of ``qa.training.code_switch``),
+    they get a calibration and threshold of their own, fitted on all of them with Chinese decoys:
+    their margins run lower than same-language ones, and one threshold would decline nearly all.
+    """
     training = json.loads((checkpoint / "training.json").read_text())["config"]
     holdout = holdout or checkpoint / "holdout.jsonl"
-    held = [json.loads(line) for line in holdout.open(encoding="utf-8")]
+    everything = [json.loads(line) for line in holdout.open(encoding="utf-8")]
     rng = random.Random(seed)
+    held = list(everything)
     rng.shuffle(held)
     held = held[:limit]
     reader = TransformerReader(str(checkpoint), max_length=256, stride=96)
-    margins, labels = [], []
-    answerable: list[tuple[float, float]] = []
-    decoy_margins: list[float] = []
-    by_language: dict[str, list[float]] = {}
-    show = logger.isEnabledFor(logging.INFO)
-    for i, ex in enumerate(tqdm(held, desc="calibrate", disable=not show)):
-        own = _passage(ex["context"], f"held:{i}")
-        reading = reader.read(ex["question"], [own], top_k=1)
-        margin = _margin(reading)
-        text = reading.answers[0].text if reading.answers else ""
-        score = f1(text, [ex["answer_text"]])
-        answerable.append((margin, score))
-        by_language.setdefault(ex.get("language", "zh"), []).append(score)
-        margins.append(margin)
-        labels.append(float(score >= CORRECT_F1))
-        # decoys for half the questions (2:1 answerable to unanswerable); one question has none
-        if i % 2 == 0 and len(held) > 1:
-            other = held[(i + 1 + rng.randrange(len(held) - 1)) % len(held)]
-            if (
-                other["paragraph_key"] == ex["paragraph_key"]
-                or ex["answer_text"] in other["context"]
-            ):
-                continue
-            decoy = reader.read(ex["question"], [_passage(other["context"], f"decoy:{i}")], 1)
-            decoy_margins.append(_margin(decoy))
-            margins.append(decoy_margins[-1])
-            labels.append(0.0)
-    finite = [(m, y) for m, y in zip(margins, labels, strict=True) if math.isfinite(m)]
-    calibration = fit_logistic(np.array([m for m, _ in finite]), np.array([y for _, y in finite]))
-    probs = [(calibration.probability(m), s) for m, s in answerable]
-    decoy_probs = [calibration.probability(m) for m in decoy_margins]
-    threshold, value = choose_threshold(probs, decoy_probs)
-    answered_f1 = sum(s for _, s in answerable) / max(len(answerable), 1)
+    readings = read_heldout(reader, held, rng)
+    calibration, threshold, value = readings.fit()
     metrics = {
-        "heldout_questions": len(answerable),
-        "heldout_decoys": len(decoy_probs),
-        "heldout_f1_forced": round(100 * answered_f1, 2),
+        "heldout_questions": len(readings.answerable),
+        "heldout_decoys": len(readings.decoy_margins),
+        "heldout_f1_forced": round(100 * readings.f1, 2),
         "heldout_decision_objective": round(100 * value, 2),
         # zh, en, and zh-en for code-switched copies (qa.training.code_switch)
         "heldout_f1_forced_by_language": {
             language: round(100 * sum(scores) / len(scores), 2)
-            for language, scores in sorted(by_language.items())
+            for language, scores in sorted(readings.by_language.items())
         },
         "training": training,
     }
+    across = _crosslingual_fit(reader, everything, rng, limit=limit)
+    if across is not None:
+        metrics["crosslingual"] = across[2]
     config = ReaderConfig(
         base_model=str(training.get("base_model", "multilingual-e5-small")),
         max_length=256,
@@ -138,6 +183,8 @@ def calibrate_and_package(
         calibration=calibration,
         no_answer_threshold=round(threshold, 4),
         metrics=metrics,
+        crosslingual_calibration=across[0] if across else None,
+        crosslingual_threshold=round(across[1], 4) if across else None,
     )
     export_compact(checkpoint, out_dir, config)
     logger.info("calibration %s, threshold %.3f", calibration, threshold)
@@ -147,6 +194,33 @@ def calibrate_and_package(
         "threshold": threshold,
         **metrics,
     }
+
+
+MIN_CROSSLINGUAL = 60
+"""Fewer cross-lingual held-out questions than this fit no calibration of their own."""
+
+
+def _crosslingual_fit(
+    reader: TransformerReader, held: list[dict], rng: random.Random, *, limit: int
+) -> tuple[Calibration, float, dict] | None:
+    chinese = [ex for ex in held if has_cjk(ex["context"])]
+    across = [ex for ex in chinese if asked_across_languages(ex["question"], [ex["context"]])]
+    if len(across) < MIN_CROSSLINGUAL:
+        return None
+    across = across[:limit]
+    readings = read_heldout(reader, across, rng, decoy_pool=chinese, desc="cross-lingual")
+    calibration, threshold, value = readings.fit()
+    logger.info("cross-lingual calibration %s, threshold %.3f", calibration, threshold)
+    return (
+        calibration,
+        threshold,
+        {
+            "heldout_questions": len(readings.answerable),
+            "heldout_decoys": len(readings.decoy_margins),
+            "heldout_f1_forced": round(100 * readings.f1, 2),
+            "heldout_decision_objective": round(100 * value, 2),
+        },
+    )
 
 
 def _passage(text: str, pid: str) -> Passage:

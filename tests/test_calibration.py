@@ -11,9 +11,15 @@ import numpy as np
 import pytest
 from conftest import SYNTHETIC_QUESTION, make_passage, synthetic_code_example
 
-from qa.calibration import calibrate_and_package, choose_threshold, fit_logistic
+from qa.calibration import (
+    MIN_CROSSLINGUAL,
+    calibrate_and_package,
+    choose_threshold,
+    fit_logistic,
+)
 from qa.readers import TransformerReader
 from qa.readers.compact import DELTA_WEIGHTS, ReaderConfig
+from qa.readers.spans import Calibration, asked_across_languages
 
 
 def sample_logistic(
@@ -119,3 +125,61 @@ def test_calibrate_with_a_single_held_out_question(
     result = calibrate_and_package(checkpoint, tmp_path / "reader")
     assert result["heldout_questions"] == 1 and result["heldout_decoys"] == 0
     assert ReaderConfig.read(tmp_path / "reader").base_model
+
+
+def test_questions_asked_across_languages_are_recognised() -> None:
+    chinese, english = ["厦门的人口是五百万。"], ["Xiamen has five million people."]
+    assert asked_across_languages("What is the population of Xiamen?", chinese)
+    assert asked_across_languages("Xiamen of population is how many?", chinese)  # code-switched
+    assert not asked_across_languages("What is the population of Xiamen?", english)
+    assert not asked_across_languages("厦门的人口是多少？", chinese)
+    assert not asked_across_languages("2024年GDP是多少？", chinese)  # Chinese with a Latin word
+    assert not asked_across_languages("？？", chinese)
+
+
+def test_a_reader_with_a_crosslingual_calibration_uses_it_only_across_languages() -> None:
+    own, across = Calibration(scale=1.0, bias=0.0), Calibration(scale=2.0, bias=3.0)
+    config = ReaderConfig(
+        calibration=own,
+        no_answer_threshold=0.4,
+        crosslingual_calibration=across,
+        crosslingual_threshold=0.1,
+    )
+    chinese = ["厦门的人口是五百万。"]
+    assert config.decision_for("What is the population?", chinese) == (across, 0.1)
+    assert config.decision_for("人口是多少？", chinese) == (own, 0.4)
+    assert ReaderConfig(calibration=own).decision_for("What?", chinese) == (own, 0.5)
+
+
+def test_calibration_fits_crosslingual_questions_apart_when_held_out(
+    tiny_trained_reader: Path, tmp_path: Path
+) -> None:
+    lines = (tiny_trained_reader / "holdout.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    asked = ("What is the number?", "Which code is given?", "What code is it?")
+    switched = [
+        {**row, "id": f"{row['id']}:cs{k}", "question": question, "language": "zh-en"}
+        for k, question in enumerate(asked)
+        for row in rows
+    ]
+    assert len(switched) >= MIN_CROSSLINGUAL
+    mixed = tmp_path / "holdout.jsonl"
+    mixed.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in rows + switched) + "\n",
+        encoding="utf-8",
+    )
+    result = calibrate_and_package(tiny_trained_reader, tmp_path / "r", limit=40, holdout=mixed)
+    config = ReaderConfig.read(tmp_path / "r")
+    assert config.crosslingual_calibration is not None
+    assert config.crosslingual_threshold is not None
+    assert result["crosslingual"]["heldout_questions"] == 40  # capped at limit
+    assert result["crosslingual"]["heldout_decoys"] > 0
+    # reading back gives the same decision rule as was fitted
+    reader = TransformerReader(str(tmp_path / "r"), max_length=64, stride=16)
+    passage = make_passage("p", "今天天气很好，编号是K123。")
+    _, threshold = reader.config.decision_for("What is the number?", [passage.text])
+    assert threshold == config.crosslingual_threshold
+    # without enough of them, no separate fit
+    few = calibrate_and_package(tiny_trained_reader, tmp_path / "r2", limit=20)
+    assert "crosslingual" not in few
+    assert ReaderConfig.read(tmp_path / "r2").crosslingual_calibration is None

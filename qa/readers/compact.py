@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from embeddings.precision import Precision, prepare, resolve_precision
 
 from ..errors import ModelLoadError
 from .boundaries import BoundaryModel
-from .spans import Calibration
+from .spans import Calibration, asked_across_languages
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,22 @@ class ReaderConfig:
     metrics: dict = field(default_factory=dict)
     boundaries: BoundaryModel | None = None
     """Chooses the edges of the best answer; in its own file, ``boundaries.json``."""
+    crosslingual_calibration: Calibration | None = None
+    crosslingual_threshold: float | None = None
+    """For mostly-English questions over Chinese passages (``spans.asked_across_languages``),
+    where calibration found enough of them held out; else the ones above serve every question."""
+
+    def decision_for(
+        self, question: str, passage_texts: Sequence[str]
+    ) -> tuple[Calibration, float]:
+        """The calibration and no-answer threshold that apply to ``question`` over passages."""
+        if (
+            self.crosslingual_calibration is not None
+            and self.crosslingual_threshold is not None
+            and asked_across_languages(question, passage_texts)
+        ):
+            return self.crosslingual_calibration, self.crosslingual_threshold
+        return self.calibration, self.no_answer_threshold
 
     @classmethod
     def read(cls, folder: Path) -> ReaderConfig:
@@ -53,6 +70,8 @@ class ReaderConfig:
             return cls(boundaries=boundaries)
         raw = json.loads(path.read_text(encoding="utf-8"))
         raw["calibration"] = Calibration(**raw.get("calibration", {}))
+        if raw.get("crosslingual_calibration"):
+            raw["crosslingual_calibration"] = Calibration(**raw["crosslingual_calibration"])
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
         known["boundaries"] = boundaries
         return cls(**known)

@@ -11,6 +11,8 @@ margin to a probability that the answer is right (logistic fit on held-out train
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +51,26 @@ class Calibration:
             return 1.0 / (1.0 + math.exp(-z))
         ez = math.exp(z)
         return ez / (1.0 + ez)
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+CROSSLINGUAL_CJK_SHARE = 0.3
+"""A question whose letters are less than this share Chinese characters is asked in another
+language than a Chinese passage (code-switched questions included)."""
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+
+
+def asked_across_languages(question: str, passage_texts: Sequence[str]) -> bool:
+    """Whether a mostly-Latin-script ``question`` is asked of passages with Chinese text: the
+    case that has its own calibration where the reader was fitted with one."""
+    cjk, latin = len(_CJK.findall(question)), len(_LATIN.findall(question))
+    if cjk + latin == 0 or cjk / (cjk + latin) >= CROSSLINGUAL_CJK_SHARE:
+        return False
+    return any(has_cjk(text) for text in passage_texts)
 
 
 def best_spans(

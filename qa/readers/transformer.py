@@ -194,7 +194,9 @@ class TransformerReader:
                 candidates, tokens = found[i]
                 answers, best_margin = self._merge(jobs[i][0], candidates, passages, top_k)
                 if answers and answers[0].score >= self.early_exit:  # type: ignore[operator]
-                    readings[i] = self._reading(answers, best_margin, tokens, early_exit=True)
+                    readings[i] = self._reading(
+                        jobs[i][0], passages, answers, best_margin, tokens, early_exit=True
+                    )
                     continue
                 rest.append(i)
         more = self._candidates_many([(jobs[i][0], jobs[i][1][1:], 1) for i in rest])
@@ -206,16 +208,24 @@ class TransformerReader:
             _, passages, top_k = jobs[i]
             candidates, tokens = found[i]
             answers, best_margin = self._merge(jobs[i][0], candidates, passages, top_k)
-            readings[i] = self._reading(answers, best_margin, tokens)
+            readings[i] = self._reading(jobs[i][0], passages, answers, best_margin, tokens)
         return readings
 
     def _reading(
-        self, answers: list[Answer], best_margin: float, tokens: int, *, early_exit: bool = False
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        answers: list[Answer],
+        best_margin: float,
+        tokens: int,
+        *,
+        early_exit: bool = False,
     ) -> Reading:
         best = answers[0].score if answers else 0.0
+        _, threshold = self.config.decision_for(question, [p.text for p in passages])
         return Reading(
             answers=answers,
-            no_answer=best < self.config.no_answer_threshold,
+            no_answer=best < threshold,
             best_score=best,
             best_margin=best_margin,
             tokens=tokens,
@@ -328,7 +338,7 @@ class TransformerReader:
 
         Also returns the best raw margin, which calibration is fitted on.
         """
-        calibration = self.config.calibration
+        calibration, _ = self.config.decision_for(question, [p.text for p in passages])
         ranked = self._ranked(candidates, passages, limit=max(top_k, 1) * 4)
         if not ranked:
             return [], -float("inf")
