@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from .data import SpanExample
+from .examples import SpanExample
 
 logger = logging.getLogger(__name__)
 

@@ -20,21 +20,9 @@ from .config import (
     TRADITIONAL_PREFIX,
     TrainConfig,
 )
+from .examples import SpanExample
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SpanExample:
-    """One training question with its gold span inside its own paragraph."""
-
-    id: str
-    question: str
-    context: str
-    answer_start: int
-    answer_text: str
-    paragraph_key: str
-    language: str
 
 
 def read_span_examples(path: Path, *, to_simplified: bool = False) -> list[SpanExample]:
