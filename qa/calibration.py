@@ -92,9 +92,15 @@ class HeldReadings:
         threshold, value = choose_threshold(probs, decoy_probs)
         return calibration, threshold, value
 
-    @property
-    def f1(self) -> float:
-        return sum(s for _, s in self.answerable) / max(len(self.answerable), 1)
+    def summary(self, objective: float) -> dict:
+        """The figures recorded in ``reader.json`` (``objective`` from :meth:`fit`)."""
+        f1_forced = sum(s for _, s in self.answerable) / max(len(self.answerable), 1)
+        return {
+            "heldout_questions": len(self.answerable),
+            "heldout_decoys": len(self.decoy_margins),
+            "heldout_f1_forced": round(100 * f1_forced, 2),
+            "heldout_decision_objective": round(100 * objective, 2),
+        }
 
 
 def read_heldout(
@@ -161,10 +167,7 @@ def calibrate_and_package(
     readings = read_heldout(reader, held, rng)
     calibration, threshold, value = readings.fit()
     metrics = {
-        "heldout_questions": len(readings.answerable),
-        "heldout_decoys": len(readings.decoy_margins),
-        "heldout_f1_forced": round(100 * readings.f1, 2),
-        "heldout_decision_objective": round(100 * value, 2),
+        **readings.summary(value),
         # zh, en, and zh-en for code-switched copies (qa.training.code_switch)
         "heldout_f1_forced_by_language": {
             language: round(100 * sum(scores) / len(scores), 2)
@@ -211,16 +214,7 @@ def _crosslingual_fit(
     readings = read_heldout(reader, across, rng, decoy_pool=chinese, desc="cross-lingual")
     calibration, threshold, value = readings.fit()
     logger.info("cross-lingual calibration %s, threshold %.3f", calibration, threshold)
-    return (
-        calibration,
-        threshold,
-        {
-            "heldout_questions": len(readings.answerable),
-            "heldout_decoys": len(readings.decoy_margins),
-            "heldout_f1_forced": round(100 * readings.f1, 2),
-            "heldout_decision_objective": round(100 * value, 2),
-        },
-    )
+    return calibration, threshold, readings.summary(value)
 
 
 def _passage(text: str, pid: str) -> Passage:

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .spans import CLOSING, OPENING
+from .spans import CJK, CLOSING, OPENING
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _PUNCT = set("，。、；：,;:！？!?…—-·()（）[]【】《》“”‘’「」『』\"' \t\n\u3000")
 _MARK_PAIRS = [(o, c) for o, c in zip(OPENING, CLOSING, strict=True) if o != c]
 _INNER_BREAKS = set("，。；;！？!?")
@@ -53,7 +52,7 @@ them that overlap the best one)."""
 
 def language_of(question: str) -> str:
     """``zh`` for a question with any CJK character, else ``en``: which boundary habits apply."""
-    return "zh" if _CJK.search(question) else "en"
+    return "zh" if CJK.search(question) else "en"
 
 
 FEATURES: tuple[str, ...] = (
@@ -104,7 +103,7 @@ def question_kinds(question: str) -> frozenset[str]:
 
 
 def _char_class(ch: str) -> str:
-    if _CJK.match(ch):
+    if CJK.match(ch):
         return "cjk"
     if ch.isdigit():
         return "digit"
@@ -176,7 +175,7 @@ def features(
         "time_q_date_char": float("time" in kinds and any(ch in "年月日" for ch in span)),
         "person_q_short": float("person" in kinds and short),
         "place_q_short": float("place" in kinds and short),
-        "latin_span": float(all(not _CJK.match(ch) for ch in span)),
+        "latin_span": float(all(not CJK.match(ch) for ch in span)),
     }
     row = np.zeros(len(FEATURES))
     for i, name in enumerate(FEATURES):

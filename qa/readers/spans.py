@@ -53,7 +53,8 @@ class Calibration:
         return ez / (1.0 + ez)
 
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+"""A Chinese character (unified ideographs, extension A, compatibility ideographs)."""
 _LATIN = re.compile(r"[A-Za-z]")
 CROSSLINGUAL_CJK_SHARE = 0.3
 """A question whose letters are less than this share Chinese characters is asked in another
@@ -61,13 +62,13 @@ language than a Chinese passage (code-switched questions included)."""
 
 
 def has_cjk(text: str) -> bool:
-    return _CJK.search(text) is not None
+    return CJK.search(text) is not None
 
 
 def asked_across_languages(question: str, passage_texts: Sequence[str]) -> bool:
     """Whether a mostly-Latin-script ``question`` is asked of passages with Chinese text: the
     case that has its own calibration where the reader was fitted with one."""
-    cjk, latin = len(_CJK.findall(question)), len(_LATIN.findall(question))
+    cjk, latin = len(CJK.findall(question)), len(_LATIN.findall(question))
     if cjk + latin == 0 or cjk / (cjk + latin) >= CROSSLINGUAL_CJK_SHARE:
         return False
     return any(has_cjk(text) for text in passage_texts)

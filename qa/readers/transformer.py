@@ -45,7 +45,7 @@ from .base import Reading
 from .boundaries import BOUNDARY_CANDIDATES, BoundaryCandidate, language_of
 from .compact import ReaderConfig, load_reader_model
 from .lean import READER_ENGINES, LeanSpanScorer, unsupported_reason
-from .spans import SpanCandidate, best_spans, tidy_span
+from .spans import Calibration, SpanCandidate, best_spans, tidy_span
 from .windows import make_windows
 
 logger = logging.getLogger(__name__)
@@ -182,6 +182,11 @@ class TransformerReader:
         if not live:
             return readings
         self.warm_up()
+        # Which calibration and threshold apply depends on the question and its passages only:
+        # decided once per request, for the early-exit check and the final reading alike.
+        decisions = {
+            i: self.config.decision_for(jobs[i][0], [p.text for p in jobs[i][1]]) for i in live
+        }
         staged = self.early_exit is not None
         first = self._candidates_many(
             [(jobs[i][0], jobs[i][1][:1] if staged else jobs[i][1], 0) for i in live]
@@ -190,12 +195,15 @@ class TransformerReader:
         rest: list[int] = []
         for i in live:
             _, passages, top_k = jobs[i]
+            calibration, threshold = decisions[i]
             if staged and len(passages) > 1:
                 candidates, tokens = found[i]
-                answers, best_margin = self._merge(jobs[i][0], candidates, passages, top_k)
+                answers, best_margin = self._merge(
+                    jobs[i][0], candidates, passages, top_k, calibration
+                )
                 if answers and answers[0].score >= self.early_exit:  # type: ignore[operator]
                     readings[i] = self._reading(
-                        jobs[i][0], passages, answers, best_margin, tokens, early_exit=True
+                        answers, best_margin, tokens, threshold, early_exit=True
                     )
                     continue
                 rest.append(i)
@@ -206,23 +214,22 @@ class TransformerReader:
             if readings[i].early_exit:
                 continue
             _, passages, top_k = jobs[i]
+            calibration, threshold = decisions[i]
             candidates, tokens = found[i]
-            answers, best_margin = self._merge(jobs[i][0], candidates, passages, top_k)
-            readings[i] = self._reading(jobs[i][0], passages, answers, best_margin, tokens)
+            answers, best_margin = self._merge(jobs[i][0], candidates, passages, top_k, calibration)
+            readings[i] = self._reading(answers, best_margin, tokens, threshold)
         return readings
 
     def _reading(
         self,
-        question: str,
-        passages: Sequence[Passage],
         answers: list[Answer],
         best_margin: float,
         tokens: int,
+        threshold: float,
         *,
         early_exit: bool = False,
     ) -> Reading:
         best = answers[0].score if answers else 0.0
-        _, threshold = self.config.decision_for(question, [p.text for p in passages])
         return Reading(
             answers=answers,
             no_answer=best < threshold,
@@ -332,13 +339,13 @@ class TransformerReader:
         candidates: list[SpanCandidate],
         passages: Sequence[Passage],
         top_k: int,
+        calibration: Calibration,
     ) -> tuple[list[Answer], float]:
         """Tidy spans, keep the best-scoring occurrence of each distinct answer text, and let the
         boundary model (where the reader has one) choose the edges of the best answer.
 
         Also returns the best raw margin, which calibration is fitted on.
         """
-        calibration, _ = self.config.decision_for(question, [p.text for p in passages])
         ranked = self._ranked(candidates, passages, limit=max(top_k, 1) * 4)
         if not ranked:
             return [], -float("inf")

@@ -19,11 +19,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from ..readers.spans import has_cjk
 from .examples import SpanExample
 
 logger = logging.getLogger(__name__)
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 # Interrogatives and a few function words: CC-CEDICT explains these ("what?; something") rather
 # than translating them, and they are what an English question starts with.
 QUESTION_WORDS = {
@@ -60,7 +60,7 @@ class ChineseToEnglish:
     def __init__(self, entries: Iterable[tuple[str, Sequence[str]]]) -> None:
         words: dict[str, str] = {}
         for simplified, definitions in entries:
-            if simplified in words or not _CJK.search(simplified):
+            if simplified in words or not has_cjk(simplified):
                 continue
             for definition in definitions:
                 english = _english_of(definition)
