@@ -95,21 +95,96 @@ def read_folder(path: str | Path) -> BertFolder:
     )
 
 
+_GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+"""transformers classes that run ``tokenizer.json`` as it is; a model's own class (e.g.
+``XLMRobertaTokenizer``) may rebuild the backend from its vocabulary instead."""
+_TOKENIZER_OPTIONS = (
+    # Keys with which transformers changes the backend it loaded: a post-processor of its own,
+    # a prefix space, special tokens split as text, or another file than tokenizer.json.
+    "add_bos_token",
+    "add_eos_token",
+    "add_prefix_space",
+    "post_processor",
+    "split_special_tokens",
+    "tokenizer_file",
+    "vocab_file",
+    "merges_file",
+)
+_SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token")
+_SPECIAL_TOKEN_LISTS = ("additional_special_tokens", "extra_special_tokens")
+
+
+def load_tokenizer(folder: BertFolder) -> tuple[Any, int | None]:
+    """``(tokenizers.Tokenizer, model_max_length)``: the folder's ``tokenizer.json`` loaded
+    alone, where transformers would run exactly that file; :class:`NotPlainFolder` otherwise.
+
+    ``AutoTokenizer`` parses the 17 MB file of e5 twice (the Rust tokenizer and a Python JSON
+    pass, ~2 s on two cores) and the lean path then needed a private copy (~1.3 s more): the
+    Rust tokenizer alone takes ~0.6 s and is private already. It gives the same ids only where
+    transformers adds nothing to the file: a generic tokenizer class, none of the options that
+    change the backend, a post-processor in the file, and every special token that
+    ``tokenizer_config.json`` names already among the file's added tokens (transformers would
+    add a missing one, which changes how its text is split).
+    """
+    from tokenizers import Tokenizer
+
+    directory = folder.transformer_dir
+    if not (directory / "tokenizer.json").is_file():
+        raise NotPlainFolder("no tokenizer.json")
+    config = _json(directory / "tokenizer_config.json")
+    kind = config.get("tokenizer_class")
+    if kind not in _GENERIC_TOKENIZERS:
+        raise NotPlainFolder(f"tokenizer class {kind!r} is not a generic one")
+    options = [key for key in _TOKENIZER_OPTIONS if key in config]
+    if options:
+        raise NotPlainFolder(f"tokenizer_config.json sets {options}")
+    try:
+        tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    except Exception as exc:  # tokenizers raises its own Exception for a malformed file
+        raise NotPlainFolder(f"tokenizer.json is unreadable ({exc})") from exc
+    if tokenizer.post_processor is None:
+        raise NotPlainFolder("tokenizer.json has no post-processor (transformers adds one)")
+    named = [_token_text(config.get(key)) for key in (*_SPECIAL_TOKENS, "mask_token")]
+    for key in _SPECIAL_TOKEN_LISTS:
+        named += [_token_text(token) for token in config.get(key) or []]
+    named += [_token_text(token) for token in (config.get("added_tokens_decoder") or {}).values()]
+    known = {token.content for token in tokenizer.get_added_tokens_decoder().values()}
+    missing = sorted({token for token in named if token and token not in known})
+    if missing:
+        raise NotPlainFolder(f"special tokens {missing} are not in tokenizer.json")
+    limit = config.get("model_max_length")
+    return tokenizer, int(limit) if isinstance(limit, int | float) else None
+
+
+def _token_text(token: Any) -> str | None:
+    """A special token of ``tokenizer_config.json``: a string or a serialised ``AddedToken``."""
+    if isinstance(token, dict):
+        return token.get("content")
+    return token if isinstance(token, str) else None
+
+
 def load_bert(
     folder: BertFolder, *, device: str, model_kwargs: dict | None = None
-) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` as sentence-transformers' Transformer module would load them."""
+) -> tuple[Any, Any, int | None]:
+    """``(model, tokenizer, model_max_length)`` as sentence-transformers' Transformer module
+    would load them. The tokenizer is the Rust one of :func:`load_tokenizer` where the folder
+    allows it (private to the caller), else transformers' fast tokenizer."""
     from transformers import AutoModel, AutoTokenizer
 
     model = AutoModel.from_pretrained(folder.transformer_dir, **(model_kwargs or {}))
-    tokenizer = AutoTokenizer.from_pretrained(folder.transformer_dir)
-    return model.to(device).eval(), tokenizer
+    try:
+        tokenizer, limit = load_tokenizer(folder)
+    except NotPlainFolder as why:
+        logger.debug("tokenizer of %s loads through transformers: %s", folder.transformer_dir, why)
+        tokenizer = AutoTokenizer.from_pretrained(folder.transformer_dir)
+        limit = getattr(tokenizer, "model_max_length", None)
+    return model.to(device).eval(), tokenizer, limit
 
 
-def truncation_length(folder: BertFolder, model: Any, tokenizer: Any) -> int:
+def truncation_length(folder: BertFolder, model: Any, model_max_length: int | None) -> int:
     """Tokens kept per text: the folder's ``max_seq_length``, else what model and tokenizer
     allow (sentence-transformers' rule when the folder does not say)."""
     positions = int(model.config.max_position_embeddings)
     if folder.max_seq_length is not None:
         return min(int(folder.max_seq_length), positions)
-    return min(positions, int(getattr(tokenizer, "model_max_length", positions) or positions))
+    return min(positions, int(model_max_length or positions))

@@ -319,8 +319,10 @@ class SentenceEncoder:
             if self._lean is not None or self._model is not None:
                 return True
             logger.info("loading embedding model %s from %s", self.model_id, path)
-            bert, tokenizer = load_bert(folder, device=device, model_kwargs=self._model_kwargs())
-            limit = truncation_length(folder, bert, tokenizer)
+            bert, tokenizer, max_length = load_bert(
+                folder, device=device, model_kwargs=self._model_kwargs()
+            )
+            limit = truncation_length(folder, bert, max_length)
             resolved = resolve_precision(self.precision, device)
             prepare(bert, resolved)
             logger.info("embedding model runs at %s (asked for %s)", resolved, self.precision)

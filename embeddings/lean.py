@@ -75,7 +75,7 @@ def bert_unsupported_reason(bert: Any, tokenizer: Any) -> str | None:
         return f"position embeddings {config.position_embedding_type!r}, not absolute"
     if config.hidden_act != "gelu":
         return f"activation {config.hidden_act!r}, not gelu"
-    if not hasattr(tokenizer, "backend_tokenizer"):
+    if not hasattr(tokenizer, "backend_tokenizer") and type(tokenizer).__name__ != "Tokenizer":
         return "the tokenizer is not a fast (Rust) tokenizer"
     return None
 
@@ -313,7 +313,9 @@ class LeanEncoder:
     def from_bert(cls, bert: Any, tokenizer: Any, max_seq_length: int) -> LeanEncoder:
         """The lean path over a transformers ``BertModel`` and its fast tokenizer, loaded
         without sentence-transformers (:mod:`embeddings.bert_folder`); texts are cut at
-        ``max_seq_length`` tokens, as the folder's sentence-transformers model would cut them."""
+        ``max_seq_length`` tokens, as the folder's sentence-transformers model would cut them.
+        A ``tokenizers.Tokenizer`` given as ``tokenizer`` becomes the encoder's own (its
+        truncation and padding are set here), so it must not be shared."""
         reason = bert_unsupported_reason(bert, tokenizer)
         if reason is not None:
             raise ValueError(f"the lean path cannot run this model: {reason}")
@@ -324,8 +326,10 @@ class LeanEncoder:
     def _setup(self, bert: Any, tokenizer: Any, limit: int) -> None:
         from tokenizers import Tokenizer
 
-        # A private copy: truncation set here must not change the shared tokenizer's state.
-        self._tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        if isinstance(tokenizer, Tokenizer):  # loaded for this encoder alone (from_bert)
+            self._tokenizer = tokenizer
+        else:  # a private copy: truncation set here must not change the shared one's state
+            self._tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=limit)
         self._bert = LeanBert(bert)

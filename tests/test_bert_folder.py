@@ -31,8 +31,76 @@ def test_a_plain_folder_is_read_as_sentence_transformers_reads_it(tiny_e5):
     reference = SentenceEncoder(str(tiny_e5), query_engine="torch").model
     assert folder.prompts == reference.prompts
     assert folder.max_seq_length in (None, reference[0].max_seq_length)
-    bert, tokenizer = bert_folder.load_bert(folder, device="cpu")
-    assert bert_folder.truncation_length(folder, bert, tokenizer) == reference[0].max_seq_length
+    bert, _, max_length = bert_folder.load_bert(folder, device="cpu")
+    assert bert_folder.truncation_length(folder, bert, max_length) == reference[0].max_seq_length
+
+
+TEXTS = [
+    *QUESTIONS,
+    *PASSAGES,
+    "query: 2024年厦门全社会研发投入强度是多少？",
+    "What was Xiamen's R&D intensity in 2024?  (3.46%)",
+    "特殊记号 <s> 与 </s> 和 <mask> 写在正文里 <unk> <pad>",
+    "全角　空格、Ｆｕｌｌｗｉｄｔｈ　ＡＢＣ１２３ and tabs\tand\nnew lines",
+    "",
+    "长" * 700,
+]
+
+
+def _ids_through_transformers(directory: Path, text: str, limit: int) -> list[int]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    return tokenizer(text, truncation=True, max_length=limit)["input_ids"]
+
+
+def test_the_tokenizer_file_alone_gives_transformers_ids(tiny_e5):
+    folder = bert_folder.read_folder(tiny_e5)
+    tokenizer, max_length = bert_folder.load_tokenizer(folder)
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(folder.transformer_dir)
+    assert max_length == reference.model_max_length
+    tokenizer.enable_truncation(max_length=32)
+    for text in TEXTS:
+        expected = reference(text, truncation=True, max_length=32)["input_ids"]
+        assert tokenizer.encode(text).ids == expected, text
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda d: d | {"tokenizer_class": "BertTokenizer"}, "not a generic"),
+        (lambda d: d | {"add_bos_token": True}, "add_bos_token"),
+        (lambda d: d | {"mask_token": "<not-in-the-file>"}, "not in tokenizer.json"),
+        (lambda d: d | {"extra_special_tokens": ["<extra_1>"]}, "not in tokenizer.json"),
+    ],
+)
+def test_a_tokenizer_transformers_would_change_loads_through_transformers(
+    tmp_path, tiny_e5, change, reason
+):
+    folder_path = Path(shutil.copytree(tiny_e5, tmp_path / "model"))
+    _edit(folder_path, "tokenizer_config.json", change)
+    folder = bert_folder.read_folder(folder_path)
+    with pytest.raises(bert_folder.NotPlainFolder, match=reason):
+        bert_folder.load_tokenizer(folder)
+    _, tokenizer, _ = bert_folder.load_bert(folder, device="cpu")
+    assert hasattr(tokenizer, "backend_tokenizer"), "not transformers' tokenizer"
+    alone = SentenceEncoder(str(folder_path), precision="fp32")
+    via_st = SentenceEncoder(str(folder_path), precision="fp32", query_engine="torch")
+    for text in TEXTS[:3]:
+        np.testing.assert_allclose(alone.encode_query(text), via_st.encode_query(text), atol=1e-5)
+    assert alone._model is None
+
+
+def test_a_missing_or_broken_tokenizer_file_is_declined(tmp_path, tiny_e5):
+    folder_path = Path(shutil.copytree(tiny_e5, tmp_path / "model"))
+    (folder_path / "tokenizer.json").write_text("{ not a tokenizer", encoding="utf-8")
+    with pytest.raises(bert_folder.NotPlainFolder, match="unreadable"):
+        bert_folder.load_tokenizer(bert_folder.read_folder(folder_path))
+    (folder_path / "tokenizer.json").unlink()
+    with pytest.raises(bert_folder.NotPlainFolder, match=r"no tokenizer\.json"):
+        bert_folder.load_tokenizer(bert_folder.read_folder(folder_path))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
@@ -125,6 +193,20 @@ def test_a_declined_folder_still_loads_through_sentence_transformers(tmp_path, t
         encoder.encode_query(QUESTIONS[0]), reference.encode_query(QUESTIONS[0]), atol=1e-5
     )
     assert encoder._model is not None and encoder._lean  # lean, built over the ST model
+
+
+@pytest.mark.slow
+def test_the_default_tokenizer_file_alone_gives_transformers_ids():
+    from conftest import REAL_LUDAO_HOME
+
+    from embeddings.models import resolve_model
+
+    path = Path(resolve_model("multilingual-e5-small", cache_dir=REAL_LUDAO_HOME / "models"))
+    folder = bert_folder.read_folder(path)
+    tokenizer, _ = bert_folder.load_tokenizer(folder)  # the converted folder takes this path
+    tokenizer.enable_truncation(max_length=512)
+    for text in TEXTS:
+        assert tokenizer.encode(text).ids == _ids_through_transformers(path, text, 512), text
 
 
 @pytest.mark.slow
