@@ -68,6 +68,8 @@ def unsupported_reason(model: SentenceTransformer) -> str | None:
 
 def bert_unsupported_reason(bert: Any, tokenizer: Any) -> str | None:
     """Why the lean layers cannot run the transformers model ``bert`` exactly, or ``None``."""
+    from tokenizers import Tokenizer
+
     config = bert.config
     if type(bert).__name__ != "BertModel" or getattr(config, "is_decoder", False):
         return f"{type(bert).__name__} is not a BERT encoder"
@@ -75,7 +77,7 @@ def bert_unsupported_reason(bert: Any, tokenizer: Any) -> str | None:
         return f"position embeddings {config.position_embedding_type!r}, not absolute"
     if config.hidden_act != "gelu":
         return f"activation {config.hidden_act!r}, not gelu"
-    if not hasattr(tokenizer, "backend_tokenizer") and type(tokenizer).__name__ != "Tokenizer":
+    if not (hasattr(tokenizer, "backend_tokenizer") or isinstance(tokenizer, Tokenizer)):
         return "the tokenizer is not a fast (Rust) tokenizer"
     return None
 

@@ -47,24 +47,21 @@ TEXTS = [
 ]
 
 
-def _ids_through_transformers(directory: Path, text: str, limit: int) -> list[int]:
+def _assert_transformers_ids(folder: bert_folder.BertFolder, limit: int) -> None:
+    """The file-alone tokenizer gives AutoTokenizer's ids and length limit on every text."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    return tokenizer(text, truncation=True, max_length=limit)["input_ids"]
+    tokenizer, max_length = bert_folder.load_tokenizer(folder)
+    reference = AutoTokenizer.from_pretrained(folder.transformer_dir)
+    assert max_length == reference.model_max_length
+    tokenizer.enable_truncation(max_length=limit)
+    for text in TEXTS:
+        expected = reference(text, truncation=True, max_length=limit)["input_ids"]
+        assert tokenizer.encode(text).ids == expected, text
 
 
 def test_the_tokenizer_file_alone_gives_transformers_ids(tiny_e5):
-    folder = bert_folder.read_folder(tiny_e5)
-    tokenizer, max_length = bert_folder.load_tokenizer(folder)
-    from transformers import AutoTokenizer
-
-    reference = AutoTokenizer.from_pretrained(folder.transformer_dir)
-    assert max_length == reference.model_max_length
-    tokenizer.enable_truncation(max_length=32)
-    for text in TEXTS:
-        expected = reference(text, truncation=True, max_length=32)["input_ids"]
-        assert tokenizer.encode(text).ids == expected, text
+    _assert_transformers_ids(bert_folder.read_folder(tiny_e5), 32)
 
 
 @pytest.mark.parametrize(
@@ -202,11 +199,7 @@ def test_the_default_tokenizer_file_alone_gives_transformers_ids():
     from embeddings.models import resolve_model
 
     path = Path(resolve_model("multilingual-e5-small", cache_dir=REAL_LUDAO_HOME / "models"))
-    folder = bert_folder.read_folder(path)
-    tokenizer, _ = bert_folder.load_tokenizer(folder)  # the converted folder takes this path
-    tokenizer.enable_truncation(max_length=512)
-    for text in TEXTS:
-        assert tokenizer.encode(text).ids == _ids_through_transformers(path, text, 512), text
+    _assert_transformers_ids(bert_folder.read_folder(path), 512)  # the converted folder
 
 
 @pytest.mark.slow
