@@ -318,13 +318,17 @@ def build_server_app(settings: Settings, server: ServeSettings) -> FastAPI:
         Path(server.upload_dir).mkdir(parents=True, exist_ok=True)
         if server.upload_dir not in settings.corpus:
             settings = dataclasses.replace(settings, corpus=(*settings.corpus, server.upload_dir))
-    pipeline = ReloadablePipeline(lambda: Pipeline.from_settings(settings), corpus=settings.corpus)
-    _warm_up(pipeline.current)
+    # The reader loads in a thread while the index and the embedding model load, and the web app
+    # (gradio's import) is built while it finishes; the warm-up question then waits for both.
+    preload = server.parallel_load
+    pipeline = ReloadablePipeline(
+        lambda: Pipeline.from_settings(settings, preload_reader=preload), corpus=settings.corpus
+    )
     if server.watch > 0:
         pipeline.start_watching(server.watch)
     default_corpus = settings.corpus == Settings().corpus
     security, identity = intranet.from_serve_settings(server)
-    return create_app(
+    app = create_app(
         pipeline,
         root_path=server.root_path,
         auth=server.login,
@@ -338,6 +342,8 @@ def build_server_app(settings: Settings, server: ServeSettings) -> FastAPI:
         security=security,
         identity=identity,
     )
+    _warm_up(pipeline.current)
+    return app
 
 
 def serve(settings: Settings, server: ServeSettings) -> None:

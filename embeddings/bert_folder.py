@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .construction import MODEL_CONSTRUCTION
+
 logger = logging.getLogger(__name__)
 
 _MODULE_TYPES = ("Transformer", "Pooling", "Normalize")
@@ -171,7 +173,8 @@ def load_bert(
     allows it (private to the caller), else transformers' fast tokenizer."""
     from transformers import AutoModel, AutoTokenizer
 
-    model = AutoModel.from_pretrained(folder.transformer_dir, **(model_kwargs or {}))
+    with MODEL_CONSTRUCTION:
+        model = AutoModel.from_pretrained(folder.transformer_dir, **(model_kwargs or {}))
     try:
         tokenizer, limit = load_tokenizer(folder)
     except NotPlainFolder as why:

