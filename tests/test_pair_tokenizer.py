@@ -118,9 +118,121 @@ def test_a_compact_reader_over_a_sentence_folder_reads_with_the_rust_tokenizer(
         make_passage("b", "员工每年享有带薪年休假，工作满十年的员工可以休假十天。"),
     ]
     for engine in ("lean", "torch"):
-        fast = TransformerReader(str(over_sentence), engine=engine).read("收入是多少？", passages)
+        reader = TransformerReader(str(over_sentence), engine=engine)
+        fast = reader.read("收入是多少？", passages)
+        assert (reader._lean is not None) == (engine == "lean")
         slow = TransformerReader(str(over_plain), engine=engine).read("收入是多少？", passages)
         assert [a.text for a in fast.answers] == [a.text for a in slow.answers]
         assert [a.score for a in fast.answers] == pytest.approx(
             [a.score for a in slow.answers], abs=1e-5
         )
+
+
+def test_the_reader_and_the_embedding_model_share_one_tokenizer(sentence_base_reader) -> None:
+    """One parse of the base's tokenizer.json per process, whoever loads it first."""
+    from embeddings import bert_folder
+    from qa.readers.compact import ReaderConfig
+
+    over_sentence, _ = sentence_base_reader
+    _, reader_tokenizer, _ = load_reader_model(str(over_sentence))
+    base = bert_folder.read_folder(ReaderConfig.read(over_sentence).base_model)
+    encoder_tokenizer, _ = bert_folder.load_tokenizer(base)
+    assert reader_tokenizer.shared is encoder_tokenizer
+
+
+def test_shared_use_with_two_truncations_gives_each_its_own_ids(tiny_tokenizer, tmp_path) -> None:
+    """Threads cutting pair windows and embedding texts at once on one shared tokenizer get
+    exactly the ids each gets alone: its truncation state never leaks between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from embeddings.shared_tokenizer import shared_tokenizer
+
+    tiny_tokenizer.backend_tokenizer.save(str(tmp_path / "tokenizer.json"))
+    shared = shared_tokenizer(tmp_path / "tokenizer.json")
+    assert shared_tokenizer(tmp_path / "tokenizer.json") is shared
+    pair = PairTokenizer(shared, tiny_tokenizer.pad_token_id)
+    rng = random.Random(3)
+    texts = [random_text(rng, 6) for _ in range(40)]
+
+    def windows(text: str) -> list[list[int]]:
+        got, _ = pair.pair_windows(["是多少？"], [text], max_length=24, stride=6)
+        return [w.ids for w in got]
+
+    def embedded(text: str) -> list[int]:
+        with shared.configured(9) as rust:
+            return rust.encode(text).ids
+
+    alone_windows = [windows(t) for t in texts]
+    alone_embedded = [embedded(t) for t in texts]
+    assert all(len(ids) == 9 for ids in alone_embedded)
+    assert any(len(w) > 1 for w in alone_windows)
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            both_windows = pool.map(windows, texts)
+            both_embedded = pool.map(embedded, texts)
+            assert list(both_windows) == alone_windows
+            assert list(both_embedded) == alone_embedded
+
+
+def test_a_tokenizer_file_changed_on_disk_loads_anew(tiny_tokenizer, tmp_path) -> None:
+    import os
+
+    from embeddings.shared_tokenizer import shared_tokenizer
+
+    path = tmp_path / "tokenizer.json"
+    tiny_tokenizer.backend_tokenizer.save(str(path))
+    first = shared_tokenizer(path)
+    tiny_tokenizer.backend_tokenizer.save(str(path), pretty=False)  # other size
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert shared_tokenizer(path) is not first
+
+
+_LOAD_BOTH = """
+import sys, threading
+from embeddings.bert_folder import load_bert, read_folder
+from qa.readers.compact import load_reader_model
+
+failures = []
+
+def reader():
+    try:
+        load_reader_model(sys.argv[1])
+    except BaseException as exc:
+        failures.append(repr(exc))
+
+thread = threading.Thread(target=reader)
+thread.start()
+try:
+    load_bert(read_folder(sys.argv[2]), device="cpu")
+except BaseException as exc:
+    failures.append(repr(exc))
+thread.join()
+assert not failures, failures
+"""
+
+
+def test_fresh_processes_load_the_reader_beside_the_embedding_model(sentence_base_reader):
+    """``serve`` loads the reader in a thread while the embedding model loads: transformers'
+    lazy module, imported from two threads at once in a fresh process, could fail with
+    "cannot import name" (seen in CI). Several fresh processes, each racing the two loads."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from qa.readers.compact import ReaderConfig
+
+    over_sentence, _ = sentence_base_reader
+    base = ReaderConfig.read(over_sentence).base_model
+    root = Path(__file__).resolve().parents[1]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LOAD_BOTH, str(over_sentence), base],
+            cwd=root,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    errors = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0, 0], "\n".join(errors)[-3000:]

@@ -562,7 +562,9 @@ def test_main_wires_settings_env_and_flags(monkeypatch, tmp_path):
 
     loaded, served = [], {}
     fake_module = types.SimpleNamespace(
-        Pipeline=types.SimpleNamespace(from_settings=lambda s: loaded.append(s) or FakePipeline())
+        Pipeline=types.SimpleNamespace(
+            from_settings=lambda s, **kw: loaded.append(s) or FakePipeline()
+        )
     )
     monkeypatch.setitem(sys.modules, "qa.pipeline", fake_module)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))

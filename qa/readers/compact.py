@@ -126,8 +126,6 @@ def load_reader_model(name: str, *, device: str = "cpu", precision: Precision = 
     ``nn.Linear`` for a dynamically quantised one (CPU only); bf16 is applied per forward pass
     by the caller (:func:`embeddings.precision.autocast`).
     """
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
     resolved = resolve_precision(precision, device)
 
     folder = Path(name).expanduser()
@@ -136,8 +134,10 @@ def load_reader_model(name: str, *, device: str = "cpu", precision: Precision = 
             model, tokenizer, config = _load_compact(folder)
         else:
             with MODEL_CONSTRUCTION:
+                from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
                 model = AutoModelForQuestionAnswering.from_pretrained(name)
-            tokenizer = AutoTokenizer.from_pretrained(name)
+                tokenizer = AutoTokenizer.from_pretrained(name)
             config = ReaderConfig.read(folder) if folder.is_dir() else ReaderConfig()
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot load reader model {name!r}: {exc}") from exc
@@ -161,7 +161,6 @@ def _load_compact(folder: Path):
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForQuestionAnswering
 
     from embeddings.models import resolve_model
 
@@ -169,9 +168,12 @@ def _load_compact(folder: Path):
     if not config.base_model:
         raise ModelLoadError(f"{folder / READER_CONFIG} names no base_model")
     base = Path(resolve_model(config.base_model))
-    model_config = AutoConfig.from_pretrained(folder)
-    with MODEL_CONSTRUCTION, _weights_left_uninitialised():  # every weight is loaded below
-        model = AutoModelForQuestionAnswering.from_config(model_config)
+    with MODEL_CONSTRUCTION:
+        from transformers import AutoConfig, AutoModelForQuestionAnswering
+
+        model_config = AutoConfig.from_pretrained(folder)
+        with _weights_left_uninitialised():  # every weight is loaded below
+            model = AutoModelForQuestionAnswering.from_config(model_config)
     state = {k: v.to(torch.float32) for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
     with safe_open(str(base / "model.safetensors"), framework="pt") as fh:
         state[WORD_EMBEDDINGS] = fh.get_tensor(BASE_WORD_EMBEDDINGS)
@@ -189,8 +191,6 @@ def _base_tokenizer(base: Path):
     """The base model's tokenizer as a :class:`.pair_tokenizer.PairTokenizer` over its
     ``tokenizer.json`` where transformers would run that file unchanged (~0.6 s instead of
     ``AutoTokenizer``'s ~2 s), else ``AutoTokenizer``'s."""
-    from transformers import AutoTokenizer
-
     from embeddings.bert_folder import NotPlainFolder, load_tokenizer, read_folder
 
     try:
@@ -199,4 +199,7 @@ def _base_tokenizer(base: Path):
         return PairTokenizer.from_folder(folder.transformer_dir, tokenizer)
     except (NotPlainFolder, ValueError) as exc:
         logger.info("reader tokenizer from AutoTokenizer: %s", exc)
-    return AutoTokenizer.from_pretrained(base)
+    with MODEL_CONSTRUCTION:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(base)

@@ -19,6 +19,8 @@ import numpy as np
 
 from embeddings.lean import LeanBert, bert_unsupported_reason, packed_linear
 
+from .pair_tokenizer import PairTokenizer
+
 logger = logging.getLogger(__name__)
 
 READER_ENGINES: tuple[str, ...] = ("lean", "torch")
@@ -31,6 +33,8 @@ def unsupported_reason(model: Any, tokenizer: Any) -> str | None:
     outputs = getattr(model.qa_outputs, "out_features", None)
     if outputs != 2:
         return f"qa_outputs gives {outputs} scores per token, not start and end"
+    if isinstance(tokenizer, PairTokenizer):
+        tokenizer = tokenizer.shared
     return bert_unsupported_reason(model.bert, tokenizer)
 
 

@@ -7,34 +7,42 @@ with a stride) on the Rust tokenizer, encode the pairs, and take each encoding f
 overflowing windows. :class:`PairTokenizer` does that on the Rust tokenizer directly, so the
 compact reader loads its base model's tokenizer with
 :func:`embeddings.bert_folder.load_tokenizer` (~0.6 s) wherever transformers would run that file
-unchanged, and falls back to ``AutoTokenizer`` elsewhere. ``tests/test_pair_tokenizer.py``
-checks that both cut the same windows.
+unchanged (the same :class:`~embeddings.shared_tokenizer.SharedTokenizer` the embedding model
+uses, parsed once), and falls back to ``AutoTokenizer`` elsewhere.
+``tests/test_pair_tokenizer.py`` checks that both cut the same windows.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
+
+from embeddings.shared_tokenizer import SharedTokenizer
 
 
 class PairTokenizer:
     """The reader's view of a Rust tokenizer: pair windows, question clipping, the pad id.
 
-    The Rust tokenizer holds its truncation settings as state, so each call sets them under a
-    lock (as transformers' wrapper sets them on every call, without one); encoding itself runs
-    in Rust, outside the GIL.
+    The Rust tokenizer holds its truncation settings as state, so each call sets them inside
+    :meth:`SharedTokenizer.configured` (as transformers' wrapper sets them on every call, but
+    under the lock the embedding model shares); encoding itself runs in Rust.
 
     Args:
-        tokenizer: a ``tokenizers.Tokenizer`` used by nobody else (its truncation is changed).
+        tokenizer: a :class:`SharedTokenizer`, or a ``tokenizers.Tokenizer`` nobody else uses.
         pad_token_id: the id that pads a batch of windows to one width.
     """
 
     def __init__(self, tokenizer: Any, pad_token_id: int) -> None:
-        self.backend_tokenizer = tokenizer
+        if not isinstance(tokenizer, SharedTokenizer):
+            tokenizer = SharedTokenizer(tokenizer)
+        self._tokenizer = tokenizer
         self.pad_token_id = pad_token_id
-        self._lock = threading.Lock()
+
+    @property
+    def shared(self) -> SharedTokenizer:
+        """The Rust tokenizer underneath, for checks of what it is (use it only under its lock)."""
+        return self._tokenizer
 
     @classmethod
     def from_folder(cls, directory: Path, tokenizer: Any) -> PairTokenizer:
@@ -52,10 +60,8 @@ class PairTokenizer:
 
     def question_cut(self, question: str, max_tokens: int) -> str:
         """``question`` cut after its first ``max_tokens`` tokens (no special tokens counted)."""
-        with self._lock:
-            self.backend_tokenizer.no_truncation()
-            self.backend_tokenizer.no_padding()
-            encoding = self.backend_tokenizer.encode(question, add_special_tokens=False)
+        with self._tokenizer.configured(None) as tokenizer:
+            encoding = tokenizer.encode(question, add_special_tokens=False)
         if len(encoding.ids) <= max_tokens:
             return question
         return question[: encoding.offsets[max_tokens - 1][1]]
@@ -64,12 +70,10 @@ class PairTokenizer:
         self, questions: list[str], contexts: list[str], *, max_length: int, stride: int
     ) -> tuple[list[Any], list[int]]:
         """The windows of each pair as Rust encodings, and the pair each window came from."""
-        with self._lock:
-            self.backend_tokenizer.no_padding()
-            self.backend_tokenizer.enable_truncation(
-                max_length, stride=stride, strategy="only_second", direction="right"
-            )
-            encodings = self.backend_tokenizer.encode_batch(
+        with self._tokenizer.configured(
+            max_length, stride=stride, strategy="only_second"
+        ) as tokenizer:
+            encodings = tokenizer.encode_batch(
                 list(zip(questions, contexts, strict=True)), add_special_tokens=True
             )
         windows: list[Any] = []
