@@ -126,9 +126,8 @@ def load_tokenizer(folder: BertFolder) -> tuple[Any, int | None]:
     Rust tokenizer alone takes ~0.6 s, and the reader on the same base shares it. It gives the
     same ids only where transformers adds nothing to the file: a generic tokenizer class, none
     of the options that change the backend, a post-processor in the file, and every special
-    token that
-    ``tokenizer_config.json`` names already among the file's added tokens (transformers would
-    add a missing one, which changes how its text is split).
+    token that ``tokenizer_config.json`` names already among the file's added tokens
+    (transformers would add a missing one, which changes how its text is split).
     """
     from .shared_tokenizer import shared_tokenizer
 

@@ -45,9 +45,6 @@ class SharedTokenizer:
         """The contents of the tokenizer's added (special) tokens."""
         return {token.content for token in self._tokenizer.get_added_tokens_decoder().values()}
 
-    def to_str(self) -> str:
-        return self._tokenizer.to_str()
-
     @contextmanager
     def configured(
         self, max_length: int | None = None, *, stride: int = 0, strategy: str = "longest_first"
