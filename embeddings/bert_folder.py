@@ -166,24 +166,63 @@ def _token_text(token: Any) -> str | None:
     return token if isinstance(token, str) else None
 
 
+_PLAIN_MODEL_KWARGS = ({}, {"add_pooling_layer": False})
+"""``model_kwargs`` the plain modules honour: they never build a pooler, which mean pooling
+leaves unused anyway."""
+
+
 def load_bert(
-    folder: BertFolder, *, device: str, model_kwargs: dict | None = None
+    folder: BertFolder, *, device: str, model_kwargs: dict | None = None, plain: bool = False
 ) -> tuple[Any, Any, int | None]:
     """``(model, tokenizer, model_max_length)`` as sentence-transformers' Transformer module
     would load them. The tokenizer is the shared Rust one of :func:`load_tokenizer` where the
-    folder allows it, else transformers' fast tokenizer."""
-    with MODEL_CONSTRUCTION:
-        from transformers import AutoModel, AutoTokenizer
+    folder allows it, else transformers' fast tokenizer.
 
-        model = AutoModel.from_pretrained(folder.transformer_dir, **(model_kwargs or {}))
+    ``plain``: the caller runs the model on the lean path only, so on a CPU a BERT that
+    :mod:`embeddings.plain_bert` can stand for is built from torch modules, without importing
+    transformers (~2 s of a cold start); anything else is still ``AutoModel``'s.
+    """
+    model = None
+    if plain and device == "cpu" and (model_kwargs or {}) in _PLAIN_MODEL_KWARGS:
+        model = _plain_bert(folder.transformer_dir)
+    if model is None:
+        with MODEL_CONSTRUCTION:
+            from transformers import AutoModel
+
+            model = AutoModel.from_pretrained(folder.transformer_dir, **(model_kwargs or {}))
     try:
         tokenizer, limit = load_tokenizer(folder)
     except NotPlainFolder as why:
         logger.debug("tokenizer of %s loads through transformers: %s", folder.transformer_dir, why)
         with MODEL_CONSTRUCTION:
+            from transformers import AutoTokenizer
+
             tokenizer = AutoTokenizer.from_pretrained(folder.transformer_dir)
         limit = getattr(tokenizer, "model_max_length", None)
     return model.to(device).eval(), tokenizer, limit
+
+
+def _plain_bert(directory: Path) -> Any | None:
+    """The folder's BERT as plain torch modules, or ``None`` (logged) where transformers must
+    build it: another architecture or option, or weights not in one ``model.safetensors``."""
+    from safetensors.torch import load_file
+
+    from . import plain_bert
+
+    if not plain_bert.enabled():
+        return None
+    weights = directory / "model.safetensors"
+    try:
+        shape = plain_bert.read_config(directory, "BertModel")
+        if not weights.is_file():
+            raise plain_bert.NotPlainBert("no single model.safetensors")
+        state = {key: plain_bert.as_float32(t) for key, t in load_file(str(weights)).items()}
+        model = plain_bert.build(shape, state, span_head=False)
+    except plain_bert.NotPlainBert as why:
+        logger.info("%s is built by transformers: %s", directory, why)
+        return None
+    logger.debug("%s built from plain torch modules", directory)
+    return model
 
 
 def truncation_length(folder: BertFolder, model: Any, model_max_length: int | None) -> int:

@@ -322,7 +322,7 @@ class SentenceEncoder:
                 return True
             logger.info("loading embedding model %s from %s", self.model_id, path)
             bert, tokenizer, max_length = load_bert(
-                folder, device=device, model_kwargs=self._model_kwargs()
+                folder, device=device, model_kwargs=self._model_kwargs(), plain=True
             )
             limit = truncation_length(folder, bert, max_length)
             resolved = resolve_precision(self.precision, device)

@@ -73,7 +73,9 @@ def bert_unsupported_reason(bert: Any, tokenizer: Any) -> str | None:
     from .shared_tokenizer import SharedTokenizer
 
     config = bert.config
-    if type(bert).__name__ != "BertModel" or getattr(config, "is_decoder", False):
+    if type(bert).__name__ not in ("BertModel", "PlainBert") or getattr(
+        config, "is_decoder", False
+    ):
         return f"{type(bert).__name__} is not a BERT encoder"
     if getattr(config, "position_embedding_type", "absolute") != "absolute":
         return f"position embeddings {config.position_embedding_type!r}, not absolute"

@@ -119,19 +119,24 @@ def export_compact(checkpoint: Path, out_dir: Path, config: ReaderConfig) -> Pat
     return out_dir
 
 
-def load_reader_model(name: str, *, device: str = "cpu", precision: Precision = "fp32"):
+def load_reader_model(
+    name: str, *, device: str = "cpu", precision: Precision = "fp32", plain: bool = False
+):
     """Return ``(model, tokenizer, ReaderConfig)`` for a compact folder, full folder or hub id.
 
     The weights stay fp32 unless ``precision`` resolves to int8, which swaps every
     ``nn.Linear`` for a dynamically quantised one (CPU only); bf16 is applied per forward pass
-    by the caller (:func:`embeddings.precision.autocast`).
+    by the caller (:func:`embeddings.precision.autocast`). ``plain``: only the lean path
+    (:mod:`.lean`) will run it, so on a CPU a compact BERT reader is built from plain torch
+    modules (:mod:`embeddings.plain_bert`), without importing transformers; it has no
+    ``forward``.
     """
     resolved = resolve_precision(precision, device)
 
     folder = Path(name).expanduser()
     try:
         if (folder / DELTA_WEIGHTS).is_file():
-            model, tokenizer, config = _load_compact(folder)
+            model, tokenizer, config = _load_compact(folder, plain=plain and device == "cpu")
         else:
             with MODEL_CONSTRUCTION:
                 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -157,7 +162,7 @@ def _weights_left_uninitialised():
     return no_init_weights()
 
 
-def _load_compact(folder: Path):
+def _load_compact(folder: Path, *, plain: bool = False):
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -168,15 +173,18 @@ def _load_compact(folder: Path):
     if not config.base_model:
         raise ModelLoadError(f"{folder / READER_CONFIG} names no base_model")
     base = Path(resolve_model(config.base_model))
+    state = {k: v.to(torch.float32) for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
+    with safe_open(str(base / "model.safetensors"), framework="pt") as fh:
+        state[WORD_EMBEDDINGS] = fh.get_tensor(BASE_WORD_EMBEDDINGS).to(torch.float32)
+    model = _plain_reader(folder, state) if plain else None
+    if model is not None:
+        return model, _base_tokenizer(base), config
     with MODEL_CONSTRUCTION:
         from transformers import AutoConfig, AutoModelForQuestionAnswering
 
         model_config = AutoConfig.from_pretrained(folder)
         with _weights_left_uninitialised():  # every weight is loaded below
             model = AutoModelForQuestionAnswering.from_config(model_config)
-    state = {k: v.to(torch.float32) for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
-    with safe_open(str(base / "model.safetensors"), framework="pt") as fh:
-        state[WORD_EMBEDDINGS] = fh.get_tensor(BASE_WORD_EMBEDDINGS)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.endswith("position_ids")]
     if missing or unexpected:
@@ -185,6 +193,21 @@ def _load_compact(folder: Path):
             f"missing={missing[:5]} unexpected={unexpected[:5]}"
         )
     return model, _base_tokenizer(base), config
+
+
+def _plain_reader(folder: Path, state: dict):
+    """The compact reader as plain torch modules, or ``None`` (logged) where transformers must
+    build it (another architecture, an option the lean path does not run)."""
+    from embeddings import plain_bert
+
+    if not plain_bert.enabled():
+        return None
+    try:
+        shape = plain_bert.read_config(folder, "BertForQuestionAnswering")
+        return plain_bert.build(shape, state, span_head=True)
+    except plain_bert.NotPlainBert as why:
+        logger.info("reader %s is built by transformers: %s", folder, why)
+        return None
 
 
 def _base_tokenizer(base: Path):

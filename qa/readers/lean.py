@@ -28,7 +28,7 @@ READER_ENGINES: tuple[str, ...] = ("lean", "torch")
 
 def unsupported_reason(model: Any, tokenizer: Any) -> str | None:
     """Why the lean layers cannot reproduce ``model``'s logits, or ``None`` if they can."""
-    if type(model).__name__ != "BertForQuestionAnswering":
+    if type(model).__name__ not in ("BertForQuestionAnswering", "PlainBertForQuestionAnswering"):
         return f"{type(model).__name__} is not a BertForQuestionAnswering"
     outputs = getattr(model.qa_outputs, "out_features", None)
     if outputs != 2:

@@ -128,15 +128,24 @@ class TransformerReader:
         with self._lock:
             if self._model is not None:
                 return
+            from embeddings import plain_bert
+
             resolved = resolve_precision(self.precision, self.device)
             model, tokenizer, config = load_reader_model(
-                self.model_name, device=self.device, precision=resolved
+                self.model_name,
+                device=self.device,
+                precision=resolved,
+                plain=self.engine == "lean",
             )
             for key, value in self._overrides.items():
                 if value is not None:
                     setattr(config, key, value)
             self._tokenizer, self._config, self._resolved = tokenizer, config, resolved
             self._lean = self._lean_scorer(model, tokenizer)
+            if self._lean is None and plain_bert.is_plain(model):  # no forward: transformers'
+                model, self._tokenizer, _ = load_reader_model(
+                    self.model_name, device=self.device, precision=resolved
+                )
             self._model = model
             logger.info("reader %s loaded, runs at %s", self.model_name, resolved)
 
