@@ -319,25 +319,18 @@ def build_server_app(settings: Settings, server: ServeSettings) -> FastAPI:
         Path(server.upload_dir).mkdir(parents=True, exist_ok=True)
         if server.upload_dir not in settings.corpus:
             settings = dataclasses.replace(settings, corpus=(*settings.corpus, server.upload_dir))
-    # The reader loads in a thread while the index and the embedding model load, all of it in a
-    # thread while gradio is imported here (~2 s of Python; the models' loading is mostly native
-    # code by now, so the two overlap); the warm-up question then waits for both.
+    # The reader loads in a thread beside the index and the embedding model, all of it in a
+    # thread while gradio (~2 s of Python) is imported here; the warm-up waits for both.
     preload = server.parallel_load
-
-    def build() -> ReloadablePipeline:
-        return ReloadablePipeline(
+    with ThreadPoolExecutor(1, thread_name_prefix="ludao-load") as pool:
+        loading = pool.submit(
+            ReloadablePipeline,
             lambda: Pipeline.from_settings(settings, preload_reader=preload),
             corpus=settings.corpus,
         )
-
-    if preload:
-        with ThreadPoolExecutor(1, thread_name_prefix="ludao-load") as pool:
-            loading = pool.submit(build)
-            import gradio  # noqa: F401  (imported for create_app, while the models load)
-
-            pipeline = loading.result()
-    else:
-        pipeline = build()
+        if preload:
+            import gradio  # noqa: F401  (for create_app, while the models load)
+        pipeline = loading.result()
     if server.watch > 0:
         pipeline.start_watching(server.watch)
     default_corpus = settings.corpus == Settings().corpus

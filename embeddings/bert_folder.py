@@ -207,18 +207,18 @@ def _plain_bert(directory: Path) -> Any | None:
     build it: another architecture or option, or weights not in one ``model.safetensors``."""
     from safetensors.torch import load_file
 
-    from . import plain_bert
+    from .plain_bert import NotPlainBert, as_float32, build, enabled, read_config
 
-    if not plain_bert.enabled():
+    if not enabled():
         return None
     weights = directory / "model.safetensors"
     try:
-        shape = plain_bert.read_config(directory, "BertModel")
+        shape = read_config(directory, "BertModel")
         if not weights.is_file():
-            raise plain_bert.NotPlainBert("no single model.safetensors")
-        state = {key: plain_bert.as_float32(t) for key, t in load_file(str(weights)).items()}
-        model = plain_bert.build(shape, state, span_head=False)
-    except plain_bert.NotPlainBert as why:
+            raise NotPlainBert("no single model.safetensors")
+        state = {key: as_float32(t) for key, t in load_file(str(weights)).items()}
+        model = build(shape, state, span_head=False)
+    except NotPlainBert as why:
         logger.info("%s is built by transformers: %s", directory, why)
         return None
     logger.debug("%s built from plain torch modules", directory)

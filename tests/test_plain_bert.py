@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import save_tiny_base, save_tiny_qa_model
+from conftest import make_passage, save_tiny_base, save_tiny_qa_model
 from safetensors.torch import load_file
 
 from embeddings import plain_bert
@@ -142,11 +142,11 @@ def test_a_reader_the_lean_path_refuses_gets_transformers_model(
     transformers' model instead of failing at its first question."""
     folder, _ = tiny_qa
     compact = export_compact(folder, tmp_path / "compact", ReaderConfig(base_model=str(tiny_bert)))
-    monkeypatch.setattr("qa.readers.transformer.unsupported_reason", lambda *a: "refused here")
+    monkeypatch.setattr("qa.readers.compact.unsupported_reason", lambda *a: "refused here")
     reader = TransformerReader(str(compact), engine="lean")
     reader.warm_up()
     assert type(reader._model).__name__ == "BertForQuestionAnswering"
-    assert reader._lean is None
+    assert reader.read("问题？", [make_passage("a", "公司2023年实现营业收入448.53亿元。")])
 
 
 _SERVE_PATH = """

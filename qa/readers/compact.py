@@ -16,12 +16,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from embeddings.construction import MODEL_CONSTRUCTION
 from embeddings.precision import Precision, prepare, resolve_precision
 
 from ..errors import ModelLoadError
 from .boundaries import BoundaryModel
+from .lean import unsupported_reason
 from .pair_tokenizer import PairTokenizer
 from .spans import Calibration, asked_across_languages
 
@@ -120,7 +122,7 @@ def export_compact(checkpoint: Path, out_dir: Path, config: ReaderConfig) -> Pat
 
 
 def load_reader_model(
-    name: str, *, device: str = "cpu", precision: Precision = "fp32", plain: bool = False
+    name: str, device: str = "cpu", precision: Precision = "fp32", *, plain: bool = False
 ):
     """Return ``(model, tokenizer, ReaderConfig)`` for a compact folder, full folder or hub id.
 
@@ -176,9 +178,10 @@ def _load_compact(folder: Path, *, plain: bool = False):
     state = {k: v.to(torch.float32) for k, v in load_file(str(folder / DELTA_WEIGHTS)).items()}
     with safe_open(str(base / "model.safetensors"), framework="pt") as fh:
         state[WORD_EMBEDDINGS] = fh.get_tensor(BASE_WORD_EMBEDDINGS).to(torch.float32)
-    model = _plain_reader(folder, state) if plain else None
+    tokenizer = _base_tokenizer(base)
+    model = _plain_reader(folder, state, tokenizer) if plain else None
     if model is not None:
-        return model, _base_tokenizer(base), config
+        return model, tokenizer, config
     with MODEL_CONSTRUCTION:
         from transformers import AutoConfig, AutoModelForQuestionAnswering
 
@@ -192,22 +195,27 @@ def _load_compact(folder: Path, *, plain: bool = False):
             f"compact reader {folder} does not match its config: "
             f"missing={missing[:5]} unexpected={unexpected[:5]}"
         )
-    return model, _base_tokenizer(base), config
+    return model, tokenizer, config
 
 
-def _plain_reader(folder: Path, state: dict):
+def _plain_reader(folder: Path, state: dict, tokenizer: Any):
     """The compact reader as plain torch modules, or ``None`` (logged) where transformers must
-    build it (another architecture, an option the lean path does not run)."""
+    build it: another architecture or option, or a model the lean path would not run (the plain
+    modules have no forward of their own)."""
     from embeddings import plain_bert
 
     if not plain_bert.enabled():
         return None
     try:
         shape = plain_bert.read_config(folder, "BertForQuestionAnswering")
-        return plain_bert.build(shape, state, span_head=True)
+        model = plain_bert.build(shape, state, span_head=True)
+        reason = unsupported_reason(model, tokenizer)
+        if reason is not None:
+            raise plain_bert.NotPlainBert(f"the lean path would not run it ({reason})")
     except plain_bert.NotPlainBert as why:
         logger.info("reader %s is built by transformers: %s", folder, why)
         return None
+    return model
 
 
 def _base_tokenizer(base: Path):

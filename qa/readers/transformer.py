@@ -128,30 +128,20 @@ class TransformerReader:
         with self._lock:
             if self._model is not None:
                 return
-            from embeddings import plain_bert
-
             resolved = resolve_precision(self.precision, self.device)
-            model, tokenizer, config = load_reader_model(
-                self.model_name,
-                device=self.device,
-                precision=resolved,
-                plain=self.engine == "lean",
+            model, tokenizer, config = load_reader_model(  # plain: built for the lean path
+                self.model_name, self.device, resolved, plain=self.engine == "lean"
             )
             for key, value in self._overrides.items():
                 if value is not None:
                     setattr(config, key, value)
             self._tokenizer, self._config, self._resolved = tokenizer, config, resolved
             self._lean = self._lean_scorer(model, tokenizer)
-            if self._lean is None and plain_bert.is_plain(model):  # no forward: transformers'
-                model, self._tokenizer, _ = load_reader_model(
-                    self.model_name, device=self.device, precision=resolved
-                )
             self._model = model
             logger.info("reader %s loaded, runs at %s", self.model_name, resolved)
 
     def _lean_scorer(self, model: Any, tokenizer: Any) -> LeanSpanScorer | None:
-        """The lean path over the loaded model (:mod:`.lean`), unless it is off or cannot run
-        this model (then transformers' forward reads, with a log line saying why)."""
+        """The lean path (:mod:`.lean`), unless off or unable to run this model (logged)."""
         if self.engine != "lean":
             return None
         if str(self.device).split(":")[0] != "cpu":
