@@ -43,6 +43,10 @@ _CHECKED: dict[tuple, bool] = {}
 """Whether oneDNN's packed product agreed with ``F.linear``, per dtype, shape, bias and GELU."""
 
 
+_BERT_ENCODERS = ("BertModel", "PlainBert")
+"""transformers' class, and its module tree built without transformers (:mod:`.plain_bert`)."""
+
+
 def unsupported_reason(model: SentenceTransformer) -> str | None:
     """Why :class:`LeanEncoder` cannot reproduce ``model``'s vectors, or ``None`` if it can.
 
@@ -73,9 +77,7 @@ def bert_unsupported_reason(bert: Any, tokenizer: Any) -> str | None:
     from .shared_tokenizer import SharedTokenizer
 
     config = bert.config
-    if type(bert).__name__ not in ("BertModel", "PlainBert") or getattr(
-        config, "is_decoder", False
-    ):
+    if type(bert).__name__ not in _BERT_ENCODERS or getattr(config, "is_decoder", False):
         return f"{type(bert).__name__} is not a BERT encoder"
     if getattr(config, "position_embedding_type", "absolute") != "absolute":
         return f"position embeddings {config.position_embedding_type!r}, not absolute"

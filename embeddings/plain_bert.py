@@ -20,7 +20,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -171,11 +170,6 @@ class PlainBertForQuestionAnswering(nn.Module):
 def as_float32(tensor: torch.Tensor) -> torch.Tensor:
     """Floating tensors in fp32, as the lean path takes them (it casts for bf16 itself)."""
     return tensor.float() if tensor.is_floating_point() else tensor
-
-
-def is_plain(model: Any) -> bool:
-    """Whether ``model`` was built here (its tree is transformers' BERT one, its config ours)."""
-    return isinstance(getattr(model, "config", None), BertShape)
 
 
 def build(

@@ -42,7 +42,7 @@ def test_the_plain_bert_gives_transformers_hidden_states(tiny_bert) -> None:
     plain = plain_bert.build(
         shape, load_file(str(tiny_bert / "model.safetensors")), span_head=False
     )
-    assert type(plain).__name__ == "PlainBert" and plain_bert.is_plain(plain)
+    assert type(plain).__name__ == "PlainBert" and isinstance(plain.config, plain_bert.BertShape)
     assert not any(p.is_meta for p in plain.parameters())
     with torch.inference_mode():
         got = LeanBert(plain).hidden(ROWS)
@@ -98,7 +98,8 @@ def test_weights_that_do_not_fit_are_refused(tiny_bert) -> None:
         plain_bert.build(shape, {**state, name: state[name][:, :3]}, span_head=False)
     # The pooler and the positions buffer are never read by the lean path: ignored, not refused.
     extra = {"pooler.dense.weight": torch.zeros(2, 2), "embeddings.position_ids": torch.arange(4)}
-    assert plain_bert.is_plain(plain_bert.build(shape, {**state, **extra}, span_head=False))
+    built = plain_bert.build(shape, {**state, **extra}, span_head=False)
+    assert isinstance(built, plain_bert.PlainBert)
 
 
 def test_load_bert_builds_plain_modules_only_when_asked_and_allowed(
