@@ -309,21 +309,48 @@ class Pipeline:
         )
 
 
+BRIEF_SPIN_COUNT = "20000"
+"""libgomp's spins before a waiting thread sleeps under the ``brief`` policy: about 0.2 ms
+(libgomp reckons 100,000 spins a millisecond), against 3 ms for its default and none for
+``passive``. A question's forward pass is ~100 small parallel regions a few µs apart."""
+
+
 def apply_thread_settings(threads: int, omp_wait_policy: str = "") -> None:
     """Process-wide thread policy, so only ``from_settings`` (CLI and UI) applies it.
 
-    ``threads`` sets torch's intra-op threads (0 leaves torch's choice). ``omp_wait_policy``
-    ("passive"/"active"; "" leaves it) becomes ``OMP_WAIT_POLICY`` unless the environment already
-    says otherwise. Why: with libgomp's default spinning, two torch threads on a 2-core machine
-    that other processes also use spend most of a reader call waiting at barriers for a
-    descheduled peer (benchmarks/results/speed.md). libgomp reads the variable once when torch
-    loads, so it only takes effect if torch is not imported yet.
+    ``threads`` sets torch's intra-op threads (0 leaves torch's choice). ``omp_wait_policy``:
+
+    - ``brief``: libgomp spins ``BRIEF_SPIN_COUNT`` times before it sleeps (``GOMP_SPINCOUNT``),
+      meant to span the gaps between one forward pass's ops without burning a time slice. In a
+      script that embeds on one thread it halved a question's embedding (7.6 vs 15.7 ms), but in
+      ``ludao bench`` processes it gained nothing, quiet or loaded
+      (benchmarks/results/wait_policy.md), so it is not the default. libgomp also cuts any
+      spinning to 100 spins while more of its threads exist than CPUs (torch run from several
+      threads): then it is ``passive`` in effect.
+    - ``passive`` / ``active``: ``OMP_WAIT_POLICY``. Why not libgomp's default spinning: two
+      torch threads on a 2-core machine that other processes also use then spend most of a
+      reader call waiting at barriers for a descheduled peer (benchmarks/results/speed.md).
+    - ``""`` leaves libgomp's defaults.
+
+    Nothing is set over a variable the environment already has. libgomp reads them once when
+    torch loads, so they only take effect if torch is not imported yet.
     """
-    if omp_wait_policy and "OMP_WAIT_POLICY" not in os.environ:
-        if "torch" in sys.modules:
-            logger.info("torch already loaded; OMP_WAIT_POLICY=%s not applied", omp_wait_policy)
-        else:
-            os.environ["OMP_WAIT_POLICY"] = omp_wait_policy.upper()
+    policy = omp_wait_policy.lower()
+    variables = {
+        "brief": {"GOMP_SPINCOUNT": BRIEF_SPIN_COUNT},
+        "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+        "active": {"OMP_WAIT_POLICY": "ACTIVE"},
+        "": {},
+    }.get(policy)
+    if variables is None:
+        raise ValueError(f"omp_wait_policy {omp_wait_policy!r}: brief, passive, active or ''")
+    if policy == "brief" and "OMP_WAIT_POLICY" in os.environ:
+        variables = {}  # the user's policy decides the spinning
+    missing = {k: v for k, v in variables.items() if k not in os.environ}
+    if missing and "torch" in sys.modules:
+        logger.info("torch already loaded; %s not applied", missing)
+    elif missing:
+        os.environ.update(missing)
     if threads <= 0:
         return
     import torch

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from qa.config import Settings
-from qa.pipeline import apply_thread_settings
+from qa.pipeline import BRIEF_SPIN_COUNT, apply_thread_settings
 
 
 def test_wait_policy_is_set_before_torch_loads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,6 +37,37 @@ def test_empty_policy_leaves_it_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     apply_thread_settings(0, "")
+    assert "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_brief_policy_bounds_libgomp_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    apply_thread_settings(0, "brief")
+    assert os.environ["GOMP_SPINCOUNT"] == BRIEF_SPIN_COUNT
+    assert "OMP_WAIT_POLICY" not in os.environ  # passive would spin 0 times whatever the count
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"), [({"GOMP_SPINCOUNT": "5"}, "5"), ({"OMP_WAIT_POLICY": "PASSIVE"}, None)]
+)
+def test_brief_policy_never_overrides_the_environment(
+    monkeypatch: pytest.MonkeyPatch, given: dict[str, str], kept: str | None
+) -> None:
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    apply_thread_settings(0, "brief")
+    assert os.environ.get("GOMP_SPINCOUNT") == kept
+
+
+def test_an_unknown_policy_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(ValueError, match="omp_wait_policy 'spinny'"):
+        apply_thread_settings(0, "spinny")
     assert "OMP_WAIT_POLICY" not in os.environ
 
 
