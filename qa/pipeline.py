@@ -321,12 +321,11 @@ def apply_thread_settings(threads: int, omp_wait_policy: str = "") -> None:
     ``threads`` sets torch's intra-op threads (0 leaves torch's choice). ``omp_wait_policy``:
 
     - ``brief``: libgomp spins ``BRIEF_SPIN_COUNT`` times before it sleeps (``GOMP_SPINCOUNT``),
-      meant to span the gaps between one forward pass's ops without burning a time slice. In a
-      script that embeds on one thread it halved a question's embedding (7.6 vs 15.7 ms), but in
-      ``ludao bench`` processes it gained nothing, quiet or loaded
-      (benchmarks/results/wait_policy.md), so it is not the default. libgomp also cuts any
-      spinning to 100 spins while more of its threads exist than CPUs (torch run from several
-      threads): then it is ``passive`` in effect.
+      spanning the gaps between one forward pass's ops. On a machine of its own it is the
+      fastest (seed p50 35.4 ms against 45.6 passive), but beside one busy process 4× slower
+      (240 against 61 ms; benchmarks/results/wait_policy.md), so ``passive`` stays the
+      default. libgomp cuts any spinning to 100 spins while more of its threads exist than
+      CPUs (torch run from several threads): then it is ``passive`` in effect.
     - ``passive`` / ``active``: ``OMP_WAIT_POLICY``. Why not libgomp's default spinning: two
       torch threads on a 2-core machine that other processes also use then spend most of a
       reader call waiting at barriers for a descheduled peer (benchmarks/results/speed.md).
