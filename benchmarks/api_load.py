@@ -7,10 +7,13 @@ Request loops are bounded in count and time.
     python -m benchmarks.api_load --requests 40 --concurrency 1 4
     python -m benchmarks.api_load --requests 200 --concurrency 8 --feedback-every 4
     python -m benchmarks.api_load --requests 48 --concurrency 1 4 8 --micro-batch 1 8 --rounds 2
+    python -m benchmarks.api_load --requests 48 --concurrency 1 4 8 --micro-batch 8 \
+        --wait-policy passive adaptive --rounds 2
 
 ``--micro-batch`` runs one server per value (``LUDAO_MICRO_BATCH``, ``qa.batching``), all up at
 once and idle but for the one measured, and interleaves them level by level and round by round,
-so the ratios compare arms under the same conditions.
+so the ratios compare arms under the same conditions. ``--wait-policy`` does the same per
+``LUDAO_OMP_WAIT_POLICY`` value, for each micro-batch value: an arm is then ``"8/adaptive"``.
 """
 
 from __future__ import annotations
@@ -51,11 +54,22 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="compare servers with these LUDAO_MICRO_BATCH values (1: no batching)",
     )
+    parser.add_argument(
+        "--wait-policy",
+        nargs="+",
+        default=None,
+        help="compare servers with these LUDAO_OMP_WAIT_POLICY values (with each --micro-batch)",
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     questions = [ex.question for ex in load_examples(QUESTIONS)]
-    arms = args.micro_batch or [None]
+    batch_values = args.micro_batch or [None]
+    arms = [
+        batch if not args.wait_policy else f"{batch}/{policy}"
+        for batch in batch_values
+        for policy in args.wait_policy or [None]
+    ]
     with tempfile.TemporaryDirectory(prefix="ludao-load-") as tmp:
         servers = {}
         try:
@@ -63,8 +77,13 @@ def main(argv: list[str] | None = None) -> dict:
                 env = server_env(Path(tmp) / f"arm-{arm}")
                 if not args.answer_cache:
                     env["LUDAO_ANSWER_CACHE_SIZE"] = "0"
-                if arm is not None:
-                    env["LUDAO_MICRO_BATCH"] = str(arm)
+                batch, _, policy = str(arm).partition("/")
+                if batch != "None":
+                    env["LUDAO_MICRO_BATCH"] = batch
+                if policy:  # an inherited libgomp variable would override the setting
+                    env.pop("OMP_WAIT_POLICY", None)
+                    env.pop("GOMP_SPINCOUNT", None)
+                    env["LUDAO_OMP_WAIT_POLICY"] = policy
                 port = free_port()
                 servers[arm] = (f"http://127.0.0.1:{port}", start_server(port, env), env)
                 run_level(servers[arm][0], questions, 1, 3)  # warm-up
@@ -94,13 +113,14 @@ def main(argv: list[str] | None = None) -> dict:
         "levels": levels,
         "feedback": {"sent": sent, "stored": stored, "lost": sent - stored},
     }
-    if args.micro_batch:
+    if len(arms) > 1:
         result["rounds"] = args.rounds
         result["micro_batch"] = {
             str(arm): [_median_level(runs[arm][c]) for c in args.concurrency] for arm in arms
         }
         base = arms[0]
-        result["answers_per_s_vs_micro_batch_" + str(base)] = {
+        prefix = "answers_per_s_vs_" + ("" if args.wait_policy else "micro_batch_")
+        result[prefix + str(base)] = {
             str(arm): {
                 str(c): round(
                     _median_level(runs[arm][c])["requests_per_s"]

@@ -147,9 +147,10 @@ class Settings(_Loadable):
     """How long a batch waits for as many questions as the previous batch had (0: never). After a
     batch of one nothing waits, so a lone user's question goes straight through."""
     torch_threads: int = 0
-    omp_wait_policy: str = "passive"
-    """passive, brief (libgomp spins ~0.2 ms, then sleeps: fastest on a machine of its own, 4×
-    slower beside a busy process), active or "" (libgomp's default); see
+    omp_wait_policy: str = "adaptive"
+    """adaptive (libgomp spins ~0.2 ms, then sleeps; before each question torch takes as many
+    threads as the CPUs other processes leave free, ``qa.cpu_share``), brief (the spinning
+    alone: 4× slower beside a busy process), passive, active or "" (libgomp's default); see
     ``qa.pipeline.apply_thread_settings`` and benchmarks/results/wait_policy.md."""
     query_engine: str = "lean"
     """lean (the model without sentence-transformers' wrapper, prepacked weights; the same

@@ -16,6 +16,7 @@ from .answer_cache import AnswerCache, normalise_question
 from .batching import MicroBatcher
 from .config import Settings
 from .conversation import Turn, parse_history, resolver_for
+from .cpu_share import CpuShare, ThreadFitter
 from .errors import QuestionError
 from .readers import Reader, Reading, reader_from_settings
 from .retrieval import Retriever
@@ -63,6 +64,9 @@ class Pipeline:
     """Most questions answered in one pass when callers in several threads ask at the same
     moment (``qa.batching``); 1 answers each in its caller's thread."""
     micro_batch_window_ms: float = 0.0
+    threads: ThreadFitter | None = None
+    """Fits torch's thread count to the free CPUs before each question (``adaptive`` policy);
+    ``None`` keeps the count fixed."""
 
     def __post_init__(self) -> None:
         self.cache = AnswerCache(self.cache_size)
@@ -153,8 +157,14 @@ class Pipeline:
         scoped = getattr(self.retriever, "scope", None)
         return scoped(groups) if callable(scoped) else {}
 
+    def fit_threads(self) -> int:
+        """Fit the calling thread's torch threads to the free CPUs now (the computing thread
+        calls it before each question or batch); returns the count, 0 when the count is fixed."""
+        return self.threads.fit() if self.threads is not None else 0
+
     def _answer(self, text: str, top_k: int, scope: dict[str, frozenset] | None = None) -> Response:
         t0 = time.perf_counter()
+        self.fit_threads()
         hits = self.retriever.search(text, top_k=top_k, **(scope or {}))
         t1 = time.perf_counter()
         reading = self.reader.read(text, [h.passage for h in hits], top_k=self.reader_top_k)
@@ -170,6 +180,7 @@ class Pipeline:
         if len(items) == 1:
             return [self._answer(*items[0])]
         t0 = time.perf_counter()
+        self.fit_threads()
         search_many = getattr(self.retriever, "search_many", None)
         if callable(search_many) and all(set(scope) <= {"allowed"} for _, _, scope in items):
             found = search_many([(text, k, scope.get("allowed")) for text, k, scope in items])
@@ -282,6 +293,7 @@ class Pipeline:
             access=access,
             micro_batch=settings.micro_batch,
             micro_batch_window_ms=settings.micro_batch_window_ms,
+            threads=thread_fitter(settings),
         )
 
     @classmethod
@@ -306,7 +318,22 @@ class Pipeline:
             cache_size=settings.answer_cache_size,
             micro_batch=settings.micro_batch,
             micro_batch_window_ms=settings.micro_batch_window_ms,
+            threads=thread_fitter(settings),
         )
+
+
+def thread_fitter(settings: Settings) -> ThreadFitter | None:
+    """The ``adaptive`` policy's fitter, up to ``torch_threads`` (or torch's own count) threads;
+    ``None`` under any other policy or where the CPUs' load cannot be read."""
+    if settings.omp_wait_policy.lower() != "adaptive":
+        return None
+    share = CpuShare()
+    if not share.available:
+        logger.info("adaptive threads: no /proc/stat here, torch's thread count stays fixed")
+        return None
+    import torch
+
+    return ThreadFitter(settings.torch_threads or torch.get_num_threads(), share=share)
 
 
 BRIEF_SPIN_COUNT = "20000"
@@ -320,11 +347,16 @@ def apply_thread_settings(threads: int, omp_wait_policy: str = "") -> None:
 
     ``threads`` sets torch's intra-op threads (0 leaves torch's choice). ``omp_wait_policy``:
 
+    - ``adaptive`` (default): ``brief``'s spinning, and before each question the computing
+      thread takes as many torch threads as the CPUs other processes leave free
+      (:class:`qa.cpu_share.ThreadFitter`, which :meth:`Pipeline.from_settings` attaches): a
+      team of one has no barrier to spin at. Seed p50 37 ms quiet and 59 ms beside a busy
+      process, against 47 and 61 for ``passive`` (benchmarks/results/wait_policy.md).
     - ``brief``: libgomp spins ``BRIEF_SPIN_COUNT`` times before it sleeps (``GOMP_SPINCOUNT``),
       spanning the gaps between one forward pass's ops. On a machine of its own it is the
       fastest (seed p50 35.4 ms against 45.6 passive), but beside one busy process 4× slower
-      (240 against 61 ms; benchmarks/results/wait_policy.md), so ``passive`` stays the
-      default. libgomp cuts any spinning to 100 spins while more of its threads exist than
+      (240 against 61 ms; benchmarks/results/wait_policy.md), which ``adaptive`` avoids.
+      libgomp cuts any spinning to 100 spins while more of its threads exist than
       CPUs (torch run from several threads): then it is ``passive`` in effect.
     - ``passive`` / ``active``: ``OMP_WAIT_POLICY``. Why not libgomp's default spinning: two
       torch threads on a 2-core machine that other processes also use then spend most of a
@@ -336,14 +368,17 @@ def apply_thread_settings(threads: int, omp_wait_policy: str = "") -> None:
     """
     policy = omp_wait_policy.lower()
     variables = {
+        "adaptive": {"GOMP_SPINCOUNT": BRIEF_SPIN_COUNT},
         "brief": {"GOMP_SPINCOUNT": BRIEF_SPIN_COUNT},
         "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
         "active": {"OMP_WAIT_POLICY": "ACTIVE"},
         "": {},
     }.get(policy)
     if variables is None:
-        raise ValueError(f"omp_wait_policy {omp_wait_policy!r}: brief, passive, active or ''")
-    if policy == "brief" and "OMP_WAIT_POLICY" in os.environ:
+        raise ValueError(
+            f"omp_wait_policy {omp_wait_policy!r}: adaptive, brief, passive, active or ''"
+        )
+    if policy in ("adaptive", "brief") and "OMP_WAIT_POLICY" in os.environ:
         variables = {}  # the user's policy decides the spinning
     missing = {k: v for k, v in variables.items() if k not in os.environ}
     if missing and "torch" in sys.modules:

@@ -40,27 +40,29 @@ def test_empty_policy_leaves_it_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "OMP_WAIT_POLICY" not in os.environ
 
 
-def test_brief_policy_bounds_libgomp_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("policy", ["brief", "adaptive"])
+def test_brief_policy_bounds_libgomp_spinning(monkeypatch: pytest.MonkeyPatch, policy: str) -> None:
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    apply_thread_settings(0, "brief")
+    apply_thread_settings(0, policy)
     assert os.environ["GOMP_SPINCOUNT"] == BRIEF_SPIN_COUNT
     assert "OMP_WAIT_POLICY" not in os.environ  # passive would spin 0 times whatever the count
 
 
+@pytest.mark.parametrize("policy", ["brief", "adaptive"])
 @pytest.mark.parametrize(
     ("given", "kept"), [({"GOMP_SPINCOUNT": "5"}, "5"), ({"OMP_WAIT_POLICY": "PASSIVE"}, None)]
 )
 def test_brief_policy_never_overrides_the_environment(
-    monkeypatch: pytest.MonkeyPatch, given: dict[str, str], kept: str | None
+    monkeypatch: pytest.MonkeyPatch, given: dict[str, str], kept: str | None, policy: str
 ) -> None:
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         monkeypatch.delenv(name, raising=False)
     for name, value in given.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    apply_thread_settings(0, "brief")
+    apply_thread_settings(0, policy)
     assert os.environ.get("GOMP_SPINCOUNT") == kept
 
 
