@@ -7,13 +7,14 @@ Request loops are bounded in count and time.
     python -m benchmarks.api_load --requests 40 --concurrency 1 4
     python -m benchmarks.api_load --requests 200 --concurrency 8 --feedback-every 4
     python -m benchmarks.api_load --requests 48 --concurrency 1 4 8 --micro-batch 1 8 --rounds 2
-    python -m benchmarks.api_load --requests 48 --concurrency 1 4 8 --micro-batch 8 \
-        --wait-policy passive adaptive --rounds 2
+    python -m benchmarks.api_load --requests 48 --concurrency 1 4 8 --rounds 2 \
+        --variant default: --variant batched:LUDAO_MICRO_BATCH=8 \
+        --variant passive:LUDAO_OMP_WAIT_POLICY=passive
 
 ``--micro-batch`` runs one server per value (``LUDAO_MICRO_BATCH``, ``qa.batching``), all up at
 once and idle but for the one measured, and interleaves them level by level and round by round,
-so the ratios compare arms under the same conditions. ``--wait-policy`` does the same per
-``LUDAO_OMP_WAIT_POLICY`` value, for each micro-batch value: an arm is then ``"8/adaptive"``.
+so the ratios compare arms under the same conditions. ``--variant NAME:KEY=VALUE,...`` makes
+the arms servers with those environment variables instead (ratios against the first).
 """
 
 from __future__ import annotations
@@ -55,21 +56,24 @@ def main(argv: list[str] | None = None) -> dict:
         help="compare servers with these LUDAO_MICRO_BATCH values (1: no batching)",
     )
     parser.add_argument(
-        "--wait-policy",
-        nargs="+",
-        default=None,
-        help="compare servers with these LUDAO_OMP_WAIT_POLICY values (with each --micro-batch)",
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:KEY=VALUE,... a server with these environment variables (instead of "
+        "--micro-batch arms), e.g. batched:LUDAO_MICRO_BATCH=8,LUDAO_MICRO_BATCH_WINDOW_MS=2",
     )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     questions = [ex.question for ex in load_examples(QUESTIONS)]
-    batch_values = args.micro_batch or [None]
-    arms = [
-        batch if not args.wait_policy else f"{batch}/{policy}"
-        for batch in batch_values
-        for policy in args.wait_policy or [None]
-    ]
+    variants: dict[str, dict[str, str]] = {}
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        variants[name] = dict(kv.split("=", 1) for kv in assignments.split(",") if kv)
+    if not variants:
+        for batch in args.micro_batch or [None]:
+            variants[str(batch)] = {} if batch is None else {"LUDAO_MICRO_BATCH": str(batch)}
+    arms = list(variants)
     with tempfile.TemporaryDirectory(prefix="ludao-load-") as tmp:
         servers = {}
         try:
@@ -77,13 +81,11 @@ def main(argv: list[str] | None = None) -> dict:
                 env = server_env(Path(tmp) / f"arm-{arm}")
                 if not args.answer_cache:
                     env["LUDAO_ANSWER_CACHE_SIZE"] = "0"
-                batch, _, policy = str(arm).partition("/")
-                if batch != "None":
-                    env["LUDAO_MICRO_BATCH"] = batch
-                if policy:  # an inherited libgomp variable would override the setting
+                if "LUDAO_OMP_WAIT_POLICY" in variants[arm]:
+                    # An inherited libgomp variable would override the setting.
                     env.pop("OMP_WAIT_POLICY", None)
                     env.pop("GOMP_SPINCOUNT", None)
-                    env["LUDAO_OMP_WAIT_POLICY"] = policy
+                env.update(variants[arm])
                 port = free_port()
                 servers[arm] = (f"http://127.0.0.1:{port}", start_server(port, env), env)
                 run_level(servers[arm][0], questions, 1, 3)  # warm-up
@@ -115,11 +117,13 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if len(arms) > 1:
         result["rounds"] = args.rounds
-        result["micro_batch"] = {
+        if args.variant:
+            result["variant_env"] = variants
+        result["variants" if args.variant else "micro_batch"] = {
             str(arm): [_median_level(runs[arm][c]) for c in args.concurrency] for arm in arms
         }
         base = arms[0]
-        prefix = "answers_per_s_vs_" + ("" if args.wait_policy else "micro_batch_")
+        prefix = "answers_per_s_vs_" + ("" if args.variant else "micro_batch_")
         result[prefix + str(base)] = {
             str(arm): {
                 str(c): round(

@@ -140,9 +140,12 @@ class Settings(_Loadable):
     reader_stride: int = 0
     reader_early_exit: float = 0.8
     answer_cache_size: int = 256
-    micro_batch: int = 8
+    micro_batch: int = 1
     """Most questions embedded and read in one pass when they arrive together (``qa.batching``,
-    issue #14); 1 answers each alone in its caller's thread."""
+    issue #14); 1 (default) answers each alone in its caller's thread. Off by default because
+    on 2 cores it costs answers/s: 8 gave 0.87× / 0.82× the answers/s of 1 at concurrency 4 / 8
+    (``benchmarks/results/api_load_variants.json``): the reader's inputs are already large
+    matrices, and one batching thread leaves the cores idle through its Python parts."""
     micro_batch_window_ms: float = 5.0
     """How long a batch waits for as many questions as the previous batch had (0: never). After a
     batch of one nothing waits, so a lone user's question goes straight through."""

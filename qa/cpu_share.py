@@ -1,8 +1,8 @@
 """How many torch threads a question should use now: the CPUs other processes leave free.
 
 Two threads that spin briefly at each barrier answer fastest on a quiet 2-core machine (seed
-p50 35 ms against 46 ms with sleeping threads), but beside one busy process a spinning team
-waits for a descheduled member at every one of a forward pass's ~100 barriers (240 ms;
+p50 43 ms against 60 ms with sleeping threads), but beside one busy process a spinning team
+waits for a descheduled member at every one of a forward pass's ~100 barriers (251 ms;
 ``benchmarks/results/wait_policy.md``). A team of one has no barrier at all. So before each
 question the computing thread takes as many threads as the CPUs other processes left idle over
 the last fraction of a second, between one and its most.

@@ -350,12 +350,12 @@ def apply_thread_settings(threads: int, omp_wait_policy: str = "") -> None:
     - ``adaptive`` (default): ``brief``'s spinning, and before each question the computing
       thread takes as many torch threads as the CPUs other processes leave free
       (:class:`qa.cpu_share.ThreadFitter`, which :meth:`Pipeline.from_settings` attaches): a
-      team of one has no barrier to spin at. Seed p50 37 ms quiet and 59 ms beside a busy
-      process, against 47 and 61 for ``passive`` (benchmarks/results/wait_policy.md).
+      team of one has no barrier to spin at. Seed p50 43.8 ms quiet and 56.7 ms beside a busy
+      process, against 59.8 and 61.3 for ``passive`` (benchmarks/results/wait_policy.md).
     - ``brief``: libgomp spins ``BRIEF_SPIN_COUNT`` times before it sleeps (``GOMP_SPINCOUNT``),
       spanning the gaps between one forward pass's ops. On a machine of its own it is the
-      fastest (seed p50 35.4 ms against 45.6 passive), but beside one busy process 4× slower
-      (240 against 61 ms; benchmarks/results/wait_policy.md), which ``adaptive`` avoids.
+      fastest (seed p50 43.0 ms against 59.8 passive), but beside one busy process 4× slower
+      (251 against 61 ms; benchmarks/results/wait_policy.md), which ``adaptive`` avoids.
       libgomp cuts any spinning to 100 spins while more of its threads exist than
       CPUs (torch run from several threads): then it is ``passive`` in effect.
     - ``passive`` / ``active``: ``OMP_WAIT_POLICY``. Why not libgomp's default spinning: two
