@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class CpuShare:
         self.stat_path = Path(stat_path)
         self._last = self._sample()
         self._share = 0.0
+        self._lock = threading.Lock()  # request threads without micro-batching fit at once
 
     def _sample(self) -> tuple[float, float, float] | None:
         """(wall s, all CPUs' busy s, this process's CPU s), or ``None`` off Linux."""
@@ -61,17 +63,18 @@ class CpuShare:
         """CPUs' worth of work other processes did over the latest window (0 when unknown)."""
         if self._last is None:
             return 0.0
-        wall, _, _ = self._last
-        if time.monotonic() - wall < self.window_s:
+        with self._lock:
+            last = self._last
+            if time.monotonic() - last[0] < self.window_s:
+                return self._share
+            now = self._sample()
+            if now is None:
+                return self._share
+            elapsed = now[0] - last[0]
+            others = (now[1] - last[1]) - (now[2] - last[2])
+            self._share = max(0.0, others / elapsed) if elapsed > 0 else self._share
+            self._last = now
             return self._share
-        now = self._sample()
-        if now is None:
-            return self._share
-        elapsed = now[0] - wall
-        others = (now[1] - self._last[1]) - (now[2] - self._last[2])
-        self._share = max(0.0, others / elapsed) if elapsed > 0 else self._share
-        self._last = now
-        return self._share
 
 
 class ThreadFitter:

@@ -74,7 +74,7 @@ def run_latency_benchmark(
             # As the pipeline does before each question (the ``adaptive`` thread policy).
             ms, threads = _timed(pipeline.fit_threads)
             stages["fit_threads"].append(ms)
-            fitted[threads] = fitted.get(threads, 0) + 1  # type: ignore[index]
+            fitted[threads] = fitted.get(threads, 0) + 1
             ms, vector = _timed(lambda q=q: retriever.encoder.encode_query(q))
             stages["query_embedding"].append(ms)
             ms, _ = _timed(lambda v=vector: retriever.dense_index.search(v, retriever.candidates))
