@@ -153,7 +153,12 @@ def test_chat_answers_with_highlight_progress_and_feedback(driver, app_url, feed
     shoot(driver, "chat-answer.png")
 
     driver.find_element(By.CSS_SELECTOR, "#ludao-chat button[aria-label='Like']").click()
-    WebDriverWait(driver, 10).until(lambda _: feedback_file.exists())
+    # The file can exist a moment before its line is written: wait for a whole line.
+    WebDriverWait(driver, 10).until(
+        lambda _: (
+            feedback_file.exists() and feedback_file.read_text(encoding="utf-8").endswith("\n")
+        )
+    )
     record = json.loads(feedback_file.read_text(encoding="utf-8").splitlines()[-1])
     assert record["rating"] == "like"
     assert record["question"] == QUESTION and record["answer"] == "3.46%"
