@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from qa.eval.question_files import SEED_QUESTIONS, load_examples
+from qa.pipeline import LIBGOMP_VARIABLES
 from qa.web.load import run_level
 from qa.web.servers import count_feedback, free_port, server_env, start_server
 
@@ -83,8 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
                     env["LUDAO_ANSWER_CACHE_SIZE"] = "0"
                 if "LUDAO_OMP_WAIT_POLICY" in variants[arm]:
                     # An inherited libgomp variable would override the setting.
-                    env.pop("OMP_WAIT_POLICY", None)
-                    env.pop("GOMP_SPINCOUNT", None)
+                    for name in LIBGOMP_VARIABLES:
+                        env.pop(name, None)
                 env.update(variants[arm])
                 port = free_port()
                 servers[arm] = (f"http://127.0.0.1:{port}", start_server(port, env), env)

@@ -23,17 +23,11 @@ from pathlib import Path
 
 from benchmarks.bench_before_after import STAGES, one_bench
 from benchmarks.query_engines import LoadMeter, cpu_info
+from qa.pipeline import LIBGOMP_VARIABLES
 
 POLICIES = ("passive", "adaptive", "brief", "active")
 """``passive`` was the default before ``adaptive`` (the ratio column compares the two)."""
 BUSY_LOOP = "while True: pass"
-
-
-LIBGOMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-"""Taken out of this process's environment before any run: ``benchmarks.query_engines``
-(imported here) sets ``OMP_WAIT_POLICY=PASSIVE``, and the setting never overrides the
-environment, so inherited it would make every run passive (this script's first run measured
-exactly that)."""
 
 
 def start_hogs(count: int) -> list[subprocess.Popen]:
@@ -100,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/wait_policy.json"))
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
+    # benchmarks.query_engines (imported here) sets OMP_WAIT_POLICY=PASSIVE, and the setting
+    # never overrides the environment: inherited, it made every run of this script passive once.
     for name in LIBGOMP_VARIABLES:
         os.environ.pop(name, None)
     meter = LoadMeter()

@@ -336,6 +336,10 @@ def thread_fitter(settings: Settings) -> ThreadFitter | None:
     return ThreadFitter(settings.torch_threads or torch.get_num_threads(), share=share)
 
 
+LIBGOMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+"""What :func:`apply_thread_settings` may set. It never sets one the environment already has,
+so a benchmark comparing policies takes them out of its child processes' environment."""
+
 BRIEF_SPIN_COUNT = "20000"
 """libgomp's spins before a waiting thread sleeps under the ``brief`` policy: about 0.2 ms
 (libgomp reckons 100,000 spins a millisecond), against 3 ms for its default and none for
