@@ -76,7 +76,7 @@ def stage_times(log: str, launched: float) -> dict:
     return out
 
 
-def one_start(env: dict[str, str], timeout: float = 180.0) -> dict:
+def one_start(env: dict[str, str], timeout: float = 180.0, cwd: Path | None = None) -> dict:
     port = _free_port()
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
         launched = time.time()
@@ -85,6 +85,7 @@ def one_start(env: dict[str, str], timeout: float = 180.0) -> dict:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
+            cwd=cwd,
         )
         ready = answered = None
         try:
@@ -133,10 +134,19 @@ def import_seconds(modules: tuple[str, ...] = HEAVY_IMPORTS) -> dict[str, float]
     return {m: round(min(run(f"import {m}") for _ in range(2)) - bare, 2) for m in modules}
 
 
+def _describe(tree: Path) -> str:
+    """The commit a checkout variant ran (no path of this machine goes into a result)."""
+    done = subprocess.run(
+        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    )
+    return done.stdout.strip()[:120] or "unknown"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE,...")
+    parser.add_argument("--checkout", action="append", default=[], help="NAME:PATH of a tree")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
@@ -144,6 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.variant:
         name, _, assignments = spec.partition(":")
         variants[name] = dict(kv.split("=", 1) for kv in assignments.split(",") if kv)
+    trees: dict[str, Path] = {}
+    for spec in args.checkout:
+        name, _, path = spec.partition(":")
+        trees[name] = Path(path).resolve()
+        variants[name] = {}
     one_start({})  # page cache: every measured round starts with the files in memory
     meter = LoadMeter()
     meter.start()
@@ -151,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     for number in range(args.rounds):
         order = list(variants)[number % len(variants) :] + list(variants)[: number % len(variants)]
         for name in order:
-            rounds[name].append(one_start(variants[name]))
+            rounds[name].append(one_start(variants[name], cwd=trees.get(name)))
             print(name, rounds[name][-1], flush=True)
     imports = import_seconds()
     print("imports", imports, flush=True)
@@ -164,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {**cpu_info(), **meter.stop()},
         "variants": variants,
+        "checkouts": {name: _describe(tree) for name, tree in trees.items()},
         "median": summary,
         "import_seconds_alone": imports,
         "rounds": rounds,

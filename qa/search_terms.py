@@ -73,21 +73,14 @@ _cut: Callable[[str], Iterator[str]] | None = None
 
 
 def _jieba_cut() -> Callable[[str], Iterator[str]]:
-    """jieba's search-mode cutter, initialised once and quietly.
-
-    jieba builds (or loads from its temp-dir cache) a prefix dictionary on first use and logs that
-    to stderr through its own handler; loading it once under a lock keeps concurrent first
-    requests from doing the work twice, and lowering its logger keeps the noise out of our logs.
-    """
+    """jieba's search-mode cutter, its dictionary loaded once (``qa.jieba_dictionary``)."""
     global _cut
     if _cut is None:
         with _lock:
             if _cut is None:
-                import jieba
+                from qa.jieba_dictionary import default_tokenizer
 
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                tokenizer = jieba.dt
+                tokenizer = default_tokenizer()
 
                 def cut(text: str) -> Iterator[str]:
                     return tokenizer.cut_for_search(text, HMM=True)

