@@ -131,7 +131,8 @@ def build_demo(
     on_like.__annotations__["event"] = gr.LikeData
     respond.__annotations__["request"] = on_like.__annotations__["request"] = gr.Request
 
-    with gr.Blocks(title=title) as demo:
+    # Gradio's analytics would post the layout to api.gradio.app and ask PyPI for a version.
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
         gr.HTML(f"<h1 style='margin:0.2em 0;font-size:1.5em'>{escape(title)}</h1>")
         # A callable value is evaluated on every page load, so the line follows a reload.
         gr.HTML(lambda: render_info_html(pipeline.info()), elem_id="ludao-info")

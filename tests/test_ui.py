@@ -631,3 +631,31 @@ def test_ludao_serve_offers_every_serve_setting(monkeypatch, tmp_path):
         assert f"LUDAO_{field.name.upper()}" in help_text.replace("\n", "").replace(" ", "")
     half = CliRunner().invoke(cli, ["serve", "--username", "staff"])
     assert half.exit_code == 2 and "LUDAO_PASSWORD" in half.output
+
+
+def test_building_the_app_calls_no_outside_server(tmp_path, monkeypatch):
+    """Gradio's telemetry (the app's layout to api.gradio.app) and its PyPI version check run
+    when a Blocks is made with analytics on, the default; an intranet server must not call out."""
+    import httpx
+    from fastapi.testclient import TestClient
+    from gradio import analytics
+
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
+    outside: list[str] = []
+    monkeypatch.setattr(analytics, "version_check", lambda: outside.append("version check"))
+    monkeypatch.setattr(
+        analytics, "_do_analytics_request", lambda topic, data: outside.append(topic)
+    )
+    real_get = httpx.get
+
+    def get(url, *args, **kwargs):
+        outside.append(str(url))
+        return real_get(url, *args, **kwargs)
+
+    monkeypatch.setattr(httpx, "get", get)
+    # The admin page's Blocks is made here too (admin_token), not on its first visit.
+    app = ui.create_app(FakePipeline(), feedback_path=tmp_path / "f.jsonl", admin_token="t")
+    with TestClient(app) as c:
+        assert c.get("/").status_code == 200
+    time.sleep(0.2)  # the version check runs in a thread
+    assert outside == []

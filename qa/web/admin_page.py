@@ -53,7 +53,8 @@ def build_admin_page(page: AdminPage) -> Any:
     """The Gradio Blocks of the admin page."""
     import gradio as gr
 
-    with gr.Blocks(title="鹭岛 Ludao · 管理 Admin") as blocks:
+    # No analytics: Gradio would post the layout to api.gradio.app and ask PyPI for a version.
+    with gr.Blocks(title="鹭岛 Ludao · 管理 Admin", analytics_enabled=False) as blocks:
         gr.HTML("<h1 style='margin:0.2em 0;font-size:1.5em'>鹭岛 Ludao · 管理 Admin</h1>")
         who = gr.HTML(elem_id="admin-who")
         with gr.Tab("文档 Documents", elem_id="admin-tab-documents"):
