@@ -10,11 +10,15 @@ Request loops are bounded in count and time.
     python -m benchmarks.api_load --requests 48 --concurrency 1 4 8 --rounds 2 \
         --variant default: --variant batched:LUDAO_MICRO_BATCH=8 \
         --variant passive:LUDAO_OMP_WAIT_POLICY=passive
+    python -m benchmarks.api_load --requests 48 --concurrency 1 4 8 --rounds 2 \
+        --checkout before:../before --variant after:
 
 ``--micro-batch`` runs one server per value (``LUDAO_MICRO_BATCH``, ``qa.batching``), all up at
 once and idle but for the one measured, and interleaves them level by level and round by round,
 so the ratios compare arms under the same conditions. ``--variant NAME:KEY=VALUE,...`` makes
-the arms servers with those environment variables instead (ratios against the first).
+the arms servers with those environment variables instead (ratios against the first);
+``--checkout NAME:PATH`` an arm that runs another working tree's ``ui.py``
+(``git worktree add ../before HEAD~1``), placed before the ``--variant`` arms.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from benchmarks.checkouts import commit_of, parse_checkouts
+from qa.config import REPO_ROOT
 from qa.eval.question_files import SEED_QUESTIONS, load_examples
 from qa.pipeline import LIBGOMP_VARIABLES
 from qa.web.load import run_level
@@ -63,15 +69,23 @@ def main(argv: list[str] | None = None) -> dict:
         help="NAME:KEY=VALUE,... a server with these environment variables (instead of "
         "--micro-batch arms), e.g. batched:LUDAO_MICRO_BATCH=8,LUDAO_MICRO_BATCH_WINDOW_MS=2",
     )
+    parser.add_argument(
+        "--checkout",
+        action="append",
+        default=[],
+        help="NAME:PATH a server run from another working tree (a before/after in one run)",
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     questions = [ex.question for ex in load_examples(QUESTIONS)]
     variants: dict[str, dict[str, str]] = {}
+    trees = parse_checkouts(args.checkout)
+    variants.update((name, {}) for name in trees)
     for spec in args.variant:
         name, _, assignments = spec.partition(":")
         variants[name] = dict(kv.split("=", 1) for kv in assignments.split(",") if kv)
-    if not variants:
+    if not args.variant and not trees:
         for batch in args.micro_batch or [None]:
             variants[str(batch)] = {} if batch is None else {"LUDAO_MICRO_BATCH": str(batch)}
     arms = list(variants)
@@ -88,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
                         env.pop(name, None)
                 env.update(variants[arm])
                 port = free_port()
-                servers[arm] = (f"http://127.0.0.1:{port}", start_server(port, env), env)
+                process = start_server(port, env, root=trees.get(arm, REPO_ROOT))
+                servers[arm] = (f"http://127.0.0.1:{port}", process, env)
                 run_level(servers[arm][0], questions, 1, 3)  # warm-up
             runs: dict = {arm: {c: [] for c in args.concurrency} for arm in arms}
             for _ in range(args.rounds):
@@ -118,13 +133,16 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if len(arms) > 1:
         result["rounds"] = args.rounds
-        if args.variant:
+        named = bool(args.variant or trees)
+        if named:
             result["variant_env"] = variants
-        result["variants" if args.variant else "micro_batch"] = {
+        if trees:
+            result["checkouts"] = {name: commit_of(tree) for name, tree in trees.items()}
+        result["variants" if named else "micro_batch"] = {
             str(arm): [_median_level(runs[arm][c]) for c in args.concurrency] for arm in arms
         }
         base = arms[0]
-        prefix = "answers_per_s_vs_" + ("" if args.variant else "micro_batch_")
+        prefix = "answers_per_s_vs_" + ("" if named else "micro_batch_")
         result[prefix + str(base)] = {
             str(arm): {
                 str(c): round(

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.checkouts import commit_of, parse_checkouts
 from benchmarks.query_engines import LoadMeter, cpu_info
 
 STAGES = {
@@ -134,14 +135,6 @@ def import_seconds(modules: tuple[str, ...] = HEAVY_IMPORTS) -> dict[str, float]
     return {m: round(min(run(f"import {m}") for _ in range(2)) - bare, 2) for m in modules}
 
 
-def _describe(tree: Path) -> str:
-    """The commit a checkout variant ran (no path of this machine goes into a result)."""
-    done = subprocess.run(
-        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True
-    )
-    return done.stdout.strip()[:120] or "unknown"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -154,11 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.variant:
         name, _, assignments = spec.partition(":")
         variants[name] = dict(kv.split("=", 1) for kv in assignments.split(",") if kv)
-    trees: dict[str, Path] = {}
-    for spec in args.checkout:
-        name, _, path = spec.partition(":")
-        trees[name] = Path(path).resolve()
-        variants[name] = {}
+    trees = parse_checkouts(args.checkout)
+    variants.update((name, {}) for name in trees)
     one_start({})  # page cache: every measured round starts with the files in memory
     meter = LoadMeter()
     meter.start()
@@ -179,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {**cpu_info(), **meter.stop()},
         "variants": variants,
-        "checkouts": {name: _describe(tree) for name, tree in trees.items()},
+        "checkouts": {name: commit_of(tree) for name, tree in trees.items()},
         "median": summary,
         "import_seconds_alone": imports,
         "rounds": rounds,

@@ -29,8 +29,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int, env: dict[str, str], timeout: float = 300) -> subprocess.Popen:
-    """Start ``ui.py`` on 127.0.0.1:port and wait until ``/healthz`` answers.
+def start_server(
+    port: int, env: dict[str, str], timeout: float = 300, root: Path = REPO_ROOT
+) -> subprocess.Popen:
+    """Start ``root/ui.py`` on 127.0.0.1:port and wait until ``/healthz`` answers.
+
+    ``root`` may be another working tree (``git worktree add``): the script's folder comes
+    first on ``sys.path``, so that tree's ``qa`` serves, for a before/after in one run.
 
     The server's output goes to a temporary log whose tail is put in the error when start-up
     fails, so a failure on a CI machine says why.
@@ -41,7 +46,7 @@ def start_server(port: int, env: dict[str, str], timeout: float = 300) -> subpro
         prefix="ludao-server-", suffix=".log", delete=False
     )
     proc = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "ui.py"), "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, str(root / "ui.py"), "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
