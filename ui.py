@@ -326,7 +326,7 @@ def build_server_app(settings: Settings, server: ServeSettings) -> FastAPI:
     with ThreadPoolExecutor(1, thread_name_prefix="ludao-load") as pool:
         loading = pool.submit(
             ReloadablePipeline,
-            lambda: Pipeline.from_settings(settings, preload_reader=preload),
+            lambda: Pipeline.from_settings(settings, preload_reader=preload, compute_thread=True),
             corpus=settings.corpus,
         )
         if preload:

@@ -62,8 +62,16 @@ class Pipeline:
     """Document groups (``qa.access``); ``ask(groups=...)`` searches only what those may read."""
     micro_batch: int = 1
     """Most questions answered in one pass when callers in several threads ask at the same
-    moment (``qa.batching``); 1 answers each in its caller's thread."""
+    moment (``qa.batching``); 1 answers each alone."""
     micro_batch_window_ms: float = 0.0
+    compute_thread: bool = False
+    """Compute every question on the pipeline's one thread (the batcher's), whatever thread
+    asks. A server needs it: each thread that runs torch keeps its own OpenMP team, and once
+    more of those threads live than there are CPUs, libgomp stops spinning at barriers for all
+    of them (``GOMP_SPINCOUNT`` is throttled to ~100), so questions answered on the server's
+    many request threads ran at the sleeping policy's speed (a worker thread 55-85 ms per seed
+    question against 33-40 ms on one thread). With ``micro_batch`` > 1 there is such a thread
+    anyway; ``False`` and 1 compute in the caller's thread (the CLI's one thread)."""
     threads: ThreadFitter | None = None
     """Fits torch's thread count to the free CPUs before each question (``adaptive`` policy);
     ``None`` keeps the count fixed."""
@@ -71,7 +79,7 @@ class Pipeline:
     def __post_init__(self) -> None:
         self.cache = AnswerCache(self.cache_size)
         self.batcher: MicroBatcher[_Asked, Response] | None = None
-        if self.micro_batch > 1:
+        if self.micro_batch > 1 or self.compute_thread:
             self.batcher = MicroBatcher(
                 self._answer_batch,
                 max_batch=self.micro_batch,
@@ -244,12 +252,18 @@ class Pipeline:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, rebuild: bool = False, preload_reader: bool = False
+        cls,
+        settings: Settings,
+        *,
+        rebuild: bool = False,
+        preload_reader: bool = False,
+        compute_thread: bool = False,
     ) -> Pipeline:
         """Open (or build) the index of ``settings.corpus`` and load the configured reader.
 
         ``preload_reader`` loads the reader's model in a thread while the index and the
         embedding model load (a server's cold start); otherwise it loads at the first question.
+        ``compute_thread``: see :attr:`Pipeline.compute_thread` (servers set it).
         """
         # Imported here: ``import qa`` stays free of the corpus walker and the index format.
         from .corpus import corpus_from_settings
@@ -261,7 +275,7 @@ class Pipeline:
         if preload_reader:
             _load_in_background(reader)
         if settings.vector_store != "faiss":  # a shared store (qa.stores): Milvus
-            return cls._from_store(settings, reader, rebuild=rebuild)
+            return cls._from_store(settings, reader, rebuild=rebuild, compute_thread=compute_thread)
         where = locate_index(settings)
         index_dir = where.index_dir
         retriever = update_index(
@@ -293,11 +307,14 @@ class Pipeline:
             access=access,
             micro_batch=settings.micro_batch,
             micro_batch_window_ms=settings.micro_batch_window_ms,
+            compute_thread=compute_thread,
             threads=thread_fitter(settings),
         )
 
     @classmethod
-    def _from_store(cls, settings: Settings, reader: Reader, *, rebuild: bool) -> Pipeline:
+    def _from_store(
+        cls, settings: Settings, reader: Reader, *, rebuild: bool, compute_thread: bool
+    ) -> Pipeline:
         """The pipeline over a shared vector store; its searcher filters groups in the engine."""
         from .stores import open_searcher
 
@@ -318,6 +335,7 @@ class Pipeline:
             cache_size=settings.answer_cache_size,
             micro_batch=settings.micro_batch,
             micro_batch_window_ms=settings.micro_batch_window_ms,
+            compute_thread=compute_thread,
             threads=thread_fitter(settings),
         )
 

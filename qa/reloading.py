@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,7 +121,7 @@ class ReloadablePipeline:
             t0 = time.perf_counter()
             signature = corpus_signature(self._corpus)
             try:
-                fresh = self._factory()
+                fresh = self._build()
             except LudaoError as exc:
                 logger.error("reload failed; still serving the previous index: %s", exc)
                 return ReloadResult(False, time.perf_counter() - t0, self.info(), str(exc))
@@ -134,6 +135,13 @@ class ReloadablePipeline:
             seconds = time.perf_counter() - t0
             logger.info("reloaded the pipeline in %.2f s (generation %d)", seconds, self.generation)
             return ReloadResult(True, seconds, self.info())
+
+    def _build(self) -> Pipeline:
+        """The factory's pipeline, built on a thread of its own that then ends: a build runs
+        torch, and a long-lived thread (the watcher's) would keep its OpenMP team, which stops
+        the serving thread's team from spinning (``Pipeline.compute_thread``)."""
+        with ThreadPoolExecutor(1, thread_name_prefix="ludao-reload") as pool:
+            return pool.submit(self._factory).result()
 
     def changed(self) -> bool:
         """Whether the corpus files differ from those of the pipeline being served."""

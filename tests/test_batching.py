@@ -206,3 +206,35 @@ def test_the_reader_reads_many_as_it_reads_one(qa_model_dir: Path, passages: lis
         assert reading.no_answer == alone.no_answer
         assert reading.best_score == pytest.approx(alone.best_score, abs=1e-5)
     assert together[-1].answers == [] and together[-1].no_answer
+
+
+def test_a_compute_thread_pipeline_computes_on_one_thread_for_all_callers(
+    passages: list,
+) -> None:
+    """``compute_thread``: whichever threads ask, one thread (not theirs) runs the models, so
+    a server keeps one OpenMP team (``Pipeline.compute_thread``)."""
+    from qa.readers.sentence import SentenceReader
+
+    retriever = Retriever(FakeEncoder(), passages).build()
+    search = retriever.search
+    computing: list[int] = []
+
+    def recorded(*args, **kwargs):
+        computing.append(threading.get_ident())
+        return search(*args, **kwargs)
+
+    retriever.search = recorded  # type: ignore[method-assign]
+    pipeline = Pipeline(retriever=retriever, reader=SentenceReader(), compute_thread=True)
+    alone = Pipeline(retriever=Retriever(FakeEncoder(), passages).build(), reader=SentenceReader())
+    callers: list[int] = []
+
+    def ask(question: str) -> tuple:
+        callers.append(threading.get_ident())
+        return _answers(pipeline.ask(question))
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(ask, QUESTIONS))
+    assert got == [_answers(alone.ask(q)) for q in QUESTIONS]
+    assert len(set(computing)) == 1 and not set(computing) & set(callers)
+    assert pipeline.batcher is not None and pipeline.batcher.max_batch == 1
+    assert alone.batcher is None  # the CLI's pipeline computes in the caller's thread

@@ -196,3 +196,21 @@ def test_feedback_endpoint_stores_records_with_versions(tmp_path):
     assert len(records) == 1
     assert records[0]["answer"] == "3.46%" and records[0]["source"] == "api"
     assert records[0]["embedding_model"] == "multilingual-e5-small" and records[0]["reader"]
+
+
+def test_a_reload_builds_on_a_thread_that_then_ends(tmp_path):
+    """A build runs torch; the thread that built must not live on with its OpenMP team (the
+    watcher's would), so each build gets a thread of its own."""
+    built_on: list[threading.Thread] = []
+
+    def factory():
+        built_on.append(threading.current_thread())
+        return Numbered(len(built_on))
+
+    live = ReloadablePipeline(factory, corpus=[tmp_path])
+    assert live.reload().reloaded and live.reload().reloaded
+    first, *reloads = built_on
+    assert first is threading.current_thread()  # the first build is the caller's (start-up)
+    assert len(reloads) == 2 and all(t is not threading.current_thread() for t in reloads)
+    assert not any(t.is_alive() for t in reloads)
+    assert live.ask("问题？").reader == "build-3"
