@@ -8,7 +8,8 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from .access import DocumentAccess
@@ -65,13 +66,16 @@ class Pipeline:
     moment (``qa.batching``); 1 answers each alone."""
     micro_batch_window_ms: float = 0.0
     compute_thread: bool = False
-    """Compute every question on the pipeline's one thread (the batcher's), whatever thread
-    asks. A server needs it: each thread that runs torch keeps its own OpenMP team, and once
-    more of those threads live than there are CPUs, libgomp stops spinning at barriers for all
-    of them (``GOMP_SPINCOUNT`` is throttled to ~100), so questions answered on the server's
-    many request threads ran at the sleeping policy's speed (a worker thread 55-85 ms per seed
-    question against 33-40 ms on one thread). With ``micro_batch`` > 1 there is such a thread
-    anyway; ``False`` and 1 compute in the caller's thread (the CLI's one thread)."""
+    """Compute a question on the pipeline's one thread (the batcher's) whenever no other is
+    being computed, whatever thread asks. A server needs it: each thread that runs torch keeps
+    its own OpenMP team, and once more of those threads live than there are CPUs, libgomp stops
+    spinning at barriers for all of them (``GOMP_SPINCOUNT`` is throttled to ~100), so
+    questions answered on the server's many request threads ran at the sleeping policy's speed
+    (``benchmarks/compute_thread.py``: p50 58.6 ms against 35.5 ms on one thread). A question
+    asked while another is computed is computed in its caller's thread, as before: queueing
+    them all behind one thread lost answers/s at concurrency 4 and 8 (the Python parts of one
+    question no longer overlap the matrix products of another). With ``micro_batch`` > 1 all
+    go through the batcher; ``False`` and 1 compute in the caller's thread (the CLI)."""
     threads: ThreadFitter | None = None
     """Fits torch's thread count to the free CPUs before each question (``adaptive`` policy);
     ``None`` keeps the count fixed."""
@@ -79,6 +83,8 @@ class Pipeline:
     def __post_init__(self) -> None:
         self.cache = AnswerCache(self.cache_size)
         self.batcher: MicroBatcher[_Asked, Response] | None = None
+        self._computing = 0  # questions being computed now
+        self._flight_lock = threading.Lock()
         if self.micro_batch > 1 or self.compute_thread:
             self.batcher = MicroBatcher(
                 self._answer_batch,
@@ -119,16 +125,30 @@ class Pipeline:
             ms = (time.perf_counter() - t0) * 1000
             timings = {"cache": ms, "total": ms}
             return replace(cached, question=text, interpreted_as=interpreted, timings_ms=timings)
-        if self.batcher is None:
-            response = self._answer(asked, top_k, scope)
-        else:
-            response, waited_s = self.batcher.submit((asked, top_k, scope))
-            timings = dict(response.timings_ms)
-            timings["queue"] = waited_s * 1000
-            timings["total"] = timings.get("total", 0.0) + timings["queue"]
-            response = replace(response, timings_ms=timings)
+        with self._counted() as alone:
+            if self.batcher is None or (self.micro_batch == 1 and not alone):
+                response = self._answer(asked, top_k, scope)
+            else:
+                response, waited_s = self.batcher.submit((asked, top_k, scope))
+                timings = dict(response.timings_ms)
+                timings["queue"] = waited_s * 1000
+                timings["total"] = timings.get("total", 0.0) + timings["queue"]
+                response = replace(response, timings_ms=timings)
         self.cache.put(key, owners, response)
         return replace(response, question=text, interpreted_as=interpreted)
+
+    @contextmanager
+    def _counted(self) -> Iterator[bool]:
+        """Counts a question while it is computed; yields whether it is the only one then
+        (``compute_thread`` sends only such a question to the batcher's thread)."""
+        with self._flight_lock:
+            self._computing += 1
+            alone = self._computing == 1
+        try:
+            yield alone
+        finally:
+            with self._flight_lock:
+                self._computing -= 1
 
     def _interpret(
         self, text: str, history: Sequence[Turn | str | dict] | None

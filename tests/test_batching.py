@@ -208,11 +208,8 @@ def test_the_reader_reads_many_as_it_reads_one(qa_model_dir: Path, passages: lis
     assert together[-1].answers == [] and together[-1].no_answer
 
 
-def test_a_compute_thread_pipeline_computes_on_one_thread_for_all_callers(
-    passages: list,
-) -> None:
-    """``compute_thread``: whichever threads ask, one thread (not theirs) runs the models, so
-    a server keeps one OpenMP team (``Pipeline.compute_thread``)."""
+def _recording_pipeline(passages: list, hold: threading.Event | None = None, **options):
+    """A pipeline whose searches record the thread they run on (and wait for ``hold``)."""
     from qa.readers.sentence import SentenceReader
 
     retriever = Retriever(FakeEncoder(), passages).build()
@@ -221,20 +218,48 @@ def test_a_compute_thread_pipeline_computes_on_one_thread_for_all_callers(
 
     def recorded(*args, **kwargs):
         computing.append(threading.get_ident())
+        if hold is not None and len(computing) == 1:
+            hold.wait(timeout=10)
         return search(*args, **kwargs)
 
     retriever.search = recorded  # type: ignore[method-assign]
-    pipeline = Pipeline(retriever=retriever, reader=SentenceReader(), compute_thread=True)
-    alone = Pipeline(retriever=Retriever(FakeEncoder(), passages).build(), reader=SentenceReader())
-    callers: list[int] = []
+    return Pipeline(retriever=retriever, reader=SentenceReader(), **options), computing
 
-    def ask(question: str) -> tuple:
-        callers.append(threading.get_ident())
-        return _answers(pipeline.ask(question))
 
-    with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(ask, QUESTIONS))
-    assert got == [_answers(alone.ask(q)) for q in QUESTIONS]
-    assert len(set(computing)) == 1 and not set(computing) & set(callers)
+def test_a_compute_thread_pipeline_computes_lone_questions_on_one_thread(
+    passages: list,
+) -> None:
+    """``compute_thread``: questions asked one at a time from many threads are all computed on
+    one thread (not theirs), so a server keeps one OpenMP team (``Pipeline.compute_thread``)."""
+    pipeline, computing = _recording_pipeline(passages, compute_thread=True)
+    alone, _ = _recording_pipeline(passages)
+    pools = [ThreadPoolExecutor(1) for _ in range(4)]
+    callers = {pool.submit(threading.get_ident).result() for pool in pools}
+    got = [pools[i % 4].submit(pipeline.ask, q).result() for i, q in enumerate(QUESTIONS)]
+    for pool in pools:
+        pool.shutdown()
+    assert [_answers(r) for r in got] == [_answers(alone.ask(q)) for q in QUESTIONS]
+    assert len(computing) == len(QUESTIONS) and len(set(computing)) == 1
+    assert not set(computing) & callers
     assert pipeline.batcher is not None and pipeline.batcher.max_batch == 1
     assert alone.batcher is None  # the CLI's pipeline computes in the caller's thread
+
+
+def test_a_question_asked_while_another_computes_runs_in_its_callers_thread(
+    passages: list,
+) -> None:
+    """Queueing every question behind the compute thread lost answers/s under load, so a
+    second question at the same moment is computed where it is asked, beside the first."""
+    hold = threading.Event()
+    pipeline, computing = _recording_pipeline(passages, hold, compute_thread=True)
+    with ThreadPoolExecutor(1) as first_caller:
+        first = first_caller.submit(pipeline.ask, QUESTIONS[0])
+        deadline = time.monotonic() + 10
+        while not computing and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = pipeline.ask(QUESTIONS[1])  # the first is still being computed
+        hold.set()
+        first.result(timeout=10)
+    assert computing[1] == threading.get_ident() and computing[0] != computing[1]
+    assert second.question == QUESTIONS[1]
+    assert pipeline._computing == 0
