@@ -66,16 +66,11 @@ class Pipeline:
     moment (``qa.batching``); 1 answers each alone."""
     micro_batch_window_ms: float = 0.0
     compute_thread: bool = False
-    """Compute a question on the pipeline's one thread (the batcher's) whenever no other is
-    being computed, whatever thread asks. A server needs it: each thread that runs torch keeps
-    its own OpenMP team, and once more of those threads live than there are CPUs, libgomp stops
-    spinning at barriers for all of them (``GOMP_SPINCOUNT`` is throttled to ~100), so
-    questions answered on the server's many request threads ran at the sleeping policy's speed
-    (``benchmarks/compute_thread.py``: p50 58.6 ms against 35.5 ms on one thread). A question
-    asked while another is computed is computed in its caller's thread, as before: queueing
-    them all behind one thread lost answers/s at concurrency 4 and 8 (the Python parts of one
-    question no longer overlap the matrix products of another). With ``micro_batch`` > 1 all
-    go through the batcher; ``False`` and 1 compute in the caller's thread (the CLI)."""
+    """Compute a question asked alone on the pipeline's one thread (the batcher's). Servers
+    set it: each thread that runs torch keeps an OpenMP team, and with more of their threads
+    alive than CPUs libgomp throttles spinning for all, so the many request threads ran at the
+    sleeping policy's speed (``benchmarks/compute_thread.py``). A question asked while another
+    computes runs in its caller's thread: queueing all behind one thread lost answers/s."""
     threads: ThreadFitter | None = None
     """Fits torch's thread count to the free CPUs before each question (``adaptive`` policy);
     ``None`` keeps the count fixed."""
@@ -139,8 +134,7 @@ class Pipeline:
 
     @contextmanager
     def _counted(self) -> Iterator[bool]:
-        """Counts a question while it is computed; yields whether it is the only one then
-        (``compute_thread`` sends only such a question to the batcher's thread)."""
+        """Counts a question while it is computed; yields whether it is the only one."""
         with self._flight_lock:
             self._computing += 1
             alone = self._computing == 1
