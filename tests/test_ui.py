@@ -659,3 +659,22 @@ def test_building_the_app_calls_no_outside_server(tmp_path, monkeypatch):
         assert c.get("/").status_code == 200
     time.sleep(0.2)  # the version check runs in a thread
     assert outside == []
+
+
+def test_the_server_computes_on_the_pipelines_compute_thread(tmp_path, monkeypatch):
+    """``ludao serve`` (and each Ray replica) builds its pipeline with ``compute_thread``, so
+    questions from its many request threads keep one OpenMP team (``Pipeline.compute_thread``)."""
+    from qa.config import ServeSettings, Settings
+    from qa.pipeline import Pipeline
+
+    asked_with: list[dict] = []
+
+    def from_settings(cls, settings, **options):
+        asked_with.append(options)
+        return FakePipeline()
+
+    monkeypatch.setattr(Pipeline, "from_settings", classmethod(from_settings))
+    (tmp_path / "doc.txt").write_text("鹭岛是厦门的别称。", encoding="utf-8")
+    app = ui.build_server_app(Settings(corpus=(str(tmp_path),)), ServeSettings())
+    assert asked_with and all(options.get("compute_thread") is True for options in asked_with)
+    assert app is not None
