@@ -5,7 +5,9 @@ p50 43 ms against 60 ms with sleeping threads), but beside one busy process a sp
 waits for a descheduled member at every one of a forward pass's ~100 barriers (251 ms;
 ``benchmarks/results/wait_policy.md``). A team of one has no barrier at all. So before each
 question the computing thread takes as many threads as the CPUs other processes left idle over
-the last fraction of a second, between one and its most.
+the last fraction of a second, between one and its most, split among the questions this
+process computes at that moment: on 2 cores a question computed beside another gets one thread,
+so it starts no OpenMP team of its own (``Pipeline.compute_thread`` says why that matters).
 
 It reads Linux's ``/proc/stat`` (all CPUs' busy time) and subtracts this process's own CPU time,
 so the server's own threads never count as load. Where ``/proc/stat`` cannot be read the most
@@ -90,15 +92,16 @@ class ThreadFitter:
         self.share = share or CpuShare()
         self.last = self.most
 
-    def threads_now(self) -> int:
-        """``cpus`` minus the CPUs others keep busy (rounded), between 1 and ``most``."""
-        free = self.cpus - self.share.others_busy()
+    def threads_now(self, sharing: int = 1) -> int:
+        """``cpus`` minus the CPUs others keep busy, split among ``sharing`` questions computed
+        at once in this process (rounded), between 1 and ``most``."""
+        free = (self.cpus - self.share.others_busy()) / max(1, sharing)
         return max(1, min(self.most, int(free + 0.5)))
 
-    def fit(self) -> int:
+    def fit(self, sharing: int = 1) -> int:
         import torch
 
-        threads = self.threads_now()
+        threads = self.threads_now(sharing)
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         if threads != self.last:

@@ -70,7 +70,8 @@ class Pipeline:
     set it: each thread that runs torch keeps an OpenMP team, and with more of their threads
     alive than CPUs libgomp throttles spinning for all, so the many request threads ran at the
     sleeping policy's speed (``benchmarks/compute_thread.py``). A question asked while another
-    computes runs in its caller's thread: queueing all behind one thread lost answers/s."""
+    computes runs in its caller's thread (queueing all behind one lost answers/s), its threads
+    shared with the other (``qa.cpu_share``): on 2 cores one each, so it starts no team."""
     threads: ThreadFitter | None = None
     """Fits torch's thread count to the free CPUs before each question (``adaptive`` policy);
     ``None`` keeps the count fixed."""
@@ -182,7 +183,7 @@ class Pipeline:
     def fit_threads(self) -> int:
         """Fit the calling thread's torch threads to the free CPUs now (the computing thread
         calls it before each question or batch); returns the count, 0 when the count is fixed."""
-        return self.threads.fit() if self.threads is not None else 0
+        return self.threads.fit(self._computing) if self.threads is not None else 0
 
     def _answer(self, text: str, top_k: int, scope: dict[str, frozenset] | None = None) -> Response:
         t0 = time.perf_counter()

@@ -5,6 +5,7 @@ fitting it on the thread that computes, alone or micro-batched."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,18 @@ def test_threads_are_the_cpus_others_leave_free(
     assert fitter.threads_now() == threads
 
 
+@pytest.mark.parametrize(
+    ("cpus", "most", "busy", "sharing", "threads"),
+    [(2, 2, 0.0, 1, 2), (2, 2, 0.0, 2, 1), (2, 2, 0.0, 8, 1), (2, 2, 1.0, 2, 1),
+     (8, 8, 0.0, 2, 4), (8, 8, 0.0, 3, 3), (8, 8, 2.0, 2, 3), (8, 4, 0.0, 1, 4)],
+)  # fmt: skip
+def test_the_free_cpus_are_shared_among_the_questions_computed_at_once(
+    cpus: int, most: int, busy: float, sharing: int, threads: int
+) -> None:
+    fitter = ThreadFitter(most, cpus=cpus, share=_FixedShare(busy))  # type: ignore[arg-type]
+    assert fitter.threads_now(sharing) == threads
+
+
 def test_fit_sets_the_calling_threads_torch_count() -> None:
     torch = pytest.importorskip("torch")
     share = _FixedShare(1.0)
@@ -125,9 +138,11 @@ def test_fit_sets_the_calling_threads_torch_count() -> None:
 class _RecordingFitter:
     def __init__(self) -> None:
         self.threads: list[int] = []
+        self.sharing: list[int] = []
 
-    def fit(self) -> int:
+    def fit(self, sharing: int = 1) -> int:
         self.threads.append(threading.get_ident())
+        self.sharing.append(sharing)
         return 1
 
 
@@ -152,6 +167,7 @@ def test_the_pipeline_fits_threads_on_the_computing_thread(
     for question in ("公司的营业收入是多少？", "When does the library open?"):
         pipeline.ask(question)
     assert fitter.threads == computed and len(computed) == 2
+    assert fitter.sharing == [1, 1]  # one question at a time: nothing to share
     assert pipeline.fit_threads() == 1
     assert Pipeline(retriever=retriever, reader=SentenceReader()).fit_threads() == 0
 
@@ -167,3 +183,26 @@ def test_only_the_adaptive_policy_fits_threads(policy: str, fits: bool) -> None:
 
 def test_adaptive_is_the_default_policy() -> None:
     assert Settings().omp_wait_policy == "adaptive"
+
+
+def test_questions_computed_at_once_share_the_cpus(passages: list) -> None:
+    """Two questions computed at the same moment (the second in its caller's thread) each
+    fit for two sharing: on 2 cores one thread each, no OpenMP team for the caller's thread."""
+    fitter = _RecordingFitter()
+    both_reading = threading.Barrier(2)
+
+    class MeetingReader(SentenceReader):
+        def read(self, question, passages, top_k=1):
+            both_reading.wait(timeout=10)
+            return super().read(question, passages, top_k=top_k)
+
+    retriever = Retriever(FakeEncoder(), passages).build()
+    pipeline = Pipeline(
+        retriever=retriever, reader=MeetingReader(), compute_thread=True,
+        threads=fitter,  # type: ignore[arg-type]
+    )  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(pipeline.ask, ("公司的营业收入是多少？", "When does the library open?")))
+    # The first fitted alone or once the second had been counted; the second always shared.
+    assert max(fitter.sharing) == 2 and fitter.sharing.count(2) >= 1
+    assert len(set(fitter.threads)) == 2
