@@ -181,9 +181,11 @@ class Pipeline:
         return scoped(groups) if callable(scoped) else {}
 
     def fit_threads(self) -> int:
-        """Fit the calling thread's torch threads to the free CPUs now (the computing thread
-        calls it before each question or batch); returns the count, 0 when the count is fixed."""
-        return self.threads.fit(self._computing) if self.threads is not None else 0
+        """Fit the calling thread's torch threads to the free CPUs now, shared with the other
+        questions computed at once (a batch is one); returns the count, 0 when it is fixed."""
+        if self.threads is None:
+            return 0
+        return self.threads.fit(1 if self.micro_batch > 1 else self._computing)
 
     def _answer(self, text: str, top_k: int, scope: dict[str, frozenset] | None = None) -> Response:
         t0 = time.perf_counter()

@@ -206,3 +206,17 @@ def test_questions_computed_at_once_share_the_cpus(passages: list) -> None:
     # The first fitted alone or once the second had been counted; the second always shared.
     assert max(fitter.sharing) == 2 and fitter.sharing.count(2) >= 1
     assert len(set(fitter.threads)) == 2
+
+
+def test_a_micro_batch_fits_as_one_computation(passages: list) -> None:
+    """Questions waiting for the batcher are one batch, not rivals for the CPUs."""
+    fitter = _RecordingFitter()
+    retriever = Retriever(FakeEncoder(), passages).build()
+    pipeline = Pipeline(
+        retriever=retriever, reader=SentenceReader(), micro_batch=8,
+        threads=fitter,  # type: ignore[arg-type]
+    )  # fmt: skip
+    questions = ("公司的营业收入是多少？", "When does the library open?") * 3
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(pipeline.ask, questions))
+    assert fitter.sharing and set(fitter.sharing) == {1}
