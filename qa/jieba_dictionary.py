@@ -40,13 +40,17 @@ def cache_dir() -> Path:
     return ludao_home() / "jieba"
 
 
+def jieba_version() -> str:
+    """The installed jieba's version (its dictionary comes with it), or ``"unknown"``."""
+    try:
+        return version("jieba")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def cache_name() -> str:
     """File name of the cached prefix dictionary: one per jieba version."""
-    try:
-        jieba_version = version("jieba")
-    except PackageNotFoundError:
-        jieba_version = "unknown"
-    return f"prefix-dict-jieba-{jieba_version}.marshal"
+    return f"prefix-dict-jieba-{jieba_version()}.marshal"
 
 
 def _read_cache(path: Path) -> tuple[dict[str, int], int] | None:

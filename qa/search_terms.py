@@ -19,7 +19,8 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from hashlib import sha256
-from importlib.metadata import PackageNotFoundError, version
+
+from .jieba_dictionary import jieba_version
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +53,9 @@ by other rules is rebuilt, not searched with tokens it never saw."""
 
 
 def _terms_version() -> str:
-    try:
-        jieba_version = version("jieba")
-    except PackageNotFoundError:
-        jieba_version = "unknown"
     stopwords = "\n".join(sorted(CHINESE_STOPWORDS | ENGLISH_STOPWORDS)).encode()
-    return f"rules-{RULES_VERSION}/jieba-{jieba_version}/stop-{sha256(stopwords).hexdigest()[:12]}"
+    digest = sha256(stopwords).hexdigest()[:12]
+    return f"rules-{RULES_VERSION}/jieba-{jieba_version()}/stop-{digest}"
 
 
 TERMS_VERSION = _terms_version()
