@@ -29,7 +29,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from benchmarks.checkouts import commit_of, parse_checkouts
+from benchmarks.checkouts import commit_of, parse_checkouts, parse_variants
 from qa.config import REPO_ROOT
 from qa.eval.question_files import SEED_QUESTIONS, load_examples
 from qa.pipeline import LIBGOMP_VARIABLES
@@ -82,9 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     variants: dict[str, dict[str, str]] = {}
     trees = parse_checkouts(args.checkout)
     variants.update((name, {}) for name in trees)
-    for spec in args.variant:
-        name, _, assignments = spec.partition(":")
-        variants[name] = dict(kv.split("=", 1) for kv in assignments.split(",") if kv)
+    variants.update(parse_variants(args.variant))
     if not args.variant and not trees:
         for batch in args.micro_batch or [None]:
             variants[str(batch)] = {} if batch is None else {"LUDAO_MICRO_BATCH": str(batch)}

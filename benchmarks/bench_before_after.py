@@ -23,6 +23,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.checkouts import parse_variants
 from benchmarks.query_engines import LoadMeter, cpu_info
 
 VARIANTS = {
@@ -77,7 +78,7 @@ def markdown(result: dict) -> str:
     names = list(summary)
     m = result["machine"]
     lines = [
-        "# `ludao bench` before and after issue #14",
+        "# `ludao bench`, variants side by side",
         "",
         f"`{result['command']}`, {result['started']}. CPU: {m['model']}, {m['cpus']} CPUs, "
         f"flags {', '.join(m['flags'])}; CPU share of everything but this script (the bench "
@@ -117,15 +118,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/bench_before_after.json")
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:KEY=VALUE,... arms to run instead of the issue #14 ones (the first is the "
+        "baseline of the ratios), e.g. --variant before:LUDAO_READER=artifacts/old --variant now:",
+    )
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
+    variants = parse_variants(args.variant) or VARIANTS
     meter = LoadMeter()
     meter.start()
-    runs: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
     for number in range(args.rounds):
-        order = list(VARIANTS)[number % len(VARIANTS) :] + list(VARIANTS)[: number % len(VARIANTS)]
+        order = list(variants)[number % len(variants) :] + list(variants)[: number % len(variants)]
         for name in order:
-            runs[name].append(one_bench(VARIANTS[name], args.repeat))
+            runs[name].append(one_bench(variants[name], args.repeat))
             print(name, runs[name][-1]["latency_ms"]["total"], flush=True)
     result = {
         "command": "python -m benchmarks.bench_before_after " + " ".join(given),
@@ -133,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {**cpu_info(), **meter.stop()},
         "rounds": args.rounds,
         "repeat": args.repeat,
-        "variants": VARIANTS,
+        "variants": variants,
         "summary": summarise(runs),
         "runs": runs,
     }

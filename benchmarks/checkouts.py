@@ -1,4 +1,4 @@
-"""Other working trees as benchmark arms: before and after a change, in one run.
+"""Benchmark arms: other working trees, or this one with other settings, in one run.
 
 ``git worktree add ../before HEAD~1`` makes the "before"; a benchmark given
 ``--checkout before:../before`` runs that tree's server beside this one's, same interpreter,
@@ -22,6 +22,17 @@ def parse_checkouts(specs: Iterable[str]) -> dict[str, Path]:
             raise SystemExit(f"--checkout {spec!r}: want NAME:PATH of a Ludao working tree")
         trees[name] = tree
     return trees
+
+
+def parse_variants(specs: Iterable[str]) -> dict[str, dict[str, str]]:
+    """``NAME:KEY=VALUE,...`` options as ``{name: environment}`` (``NAME:`` for the defaults)."""
+    variants: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        name, _, assignments = spec.partition(":")
+        if not name or any("=" not in kv for kv in assignments.split(",") if kv):
+            raise SystemExit(f"--variant {spec!r}: want NAME:KEY=VALUE,...")
+        variants[name] = dict(kv.split("=", 1) for kv in assignments.split(",") if kv)
+    return variants
 
 
 def commit_of(tree: Path) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.checkouts import commit_of, parse_checkouts
+from benchmarks.checkouts import commit_of, parse_checkouts, parse_variants
 from benchmarks.query_engines import LoadMeter, cpu_info
 
 STAGES = {
@@ -143,10 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
-    variants: dict[str, dict[str, str]] = {"default": {}}
-    for spec in args.variant:
-        name, _, assignments = spec.partition(":")
-        variants[name] = dict(kv.split("=", 1) for kv in assignments.split(",") if kv)
+    variants: dict[str, dict[str, str]] = {"default": {}, **parse_variants(args.variant)}
     trees = parse_checkouts(args.checkout)
     variants.update((name, {}) for name in trees)
     one_start({})  # page cache: every measured round starts with the files in memory

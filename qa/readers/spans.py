@@ -36,6 +36,10 @@ class SpanCandidate:
     """The start token's logit above the window's no-answer start logit (``margin`` is this plus
     ``end_score``): the boundary re-scorer (:mod:`.boundaries`) weighs the two ends apart."""
     end_score: float = 0.0
+    start_token_end: int = -1
+    """Where the span's first token ends and its last token starts (characters of the context):
+    the character-edge model (:mod:`.char_edges`) may move an edge inside those tokens."""
+    end_token_start: int = -1
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ def best_spans(
                     margin=start_score + end_score,
                     start_score=start_score,
                     end_score=end_score,
+                    start_token_end=offsets[i][1],
+                    end_token_start=offsets[j][0],
                 )
             )
     found.sort(key=lambda c: c.margin, reverse=True)

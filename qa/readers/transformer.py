@@ -42,7 +42,13 @@ from embeddings.precision import (
 
 from ..schema import Answer, Passage, Span
 from .base import Reading
-from .boundaries import BOUNDARY_CANDIDATES, BoundaryCandidate, language_of
+from .boundaries import (
+    BOUNDARY_CANDIDATES,
+    BoundaryCandidate,
+    boundary_group,
+    language_of,
+    overlapping_ranked,
+)
 from .compact import ReaderConfig, load_reader_model
 from .lean import READER_ENGINES, LeanSpanScorer, unsupported_reason
 from .spans import Calibration, SpanCandidate, best_spans, tidy_span
@@ -152,6 +158,12 @@ class TransformerReader:
             logger.info("reader: the lean path cannot run %s (%s)", self.model_name, reason)
             return None
         return LeanSpanScorer(model, tokenizer)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer that cuts this reader's windows (loads the reader)."""
+        self.warm_up()
+        return self._tokenizer
 
     @property
     def resolved_precision(self) -> ResolvedPrecision:
@@ -375,11 +387,17 @@ class TransformerReader:
         end)``. With a boundary model at least its group size, so that it has edges to choose."""
         if self.config.boundaries is not None:
             limit = max(limit, BOUNDARY_CANDIDATES)
+        edges = self.config.char_edges
         seen: set[str] = set()
         ranked: list[tuple[Passage, SpanCandidate, int, int]] = []
         for cand in sorted(candidates, key=lambda c: c.margin, reverse=True):
             passage = passages[cand.context_index]
-            start, end = tidy_span(passage.text, cand.char_start, cand.char_end)
+            start, end = cand.char_start, cand.char_end
+            if edges is not None and cand.start_token_end >= 0:
+                start, end = edges.refine(
+                    passage.text, start, end, cand.start_token_end, cand.end_token_start
+                )
+            start, end = tidy_span(passage.text, start, end)
             if end <= start:
                 continue
             key = _SPACE.sub("", passage.text[start:end]).lower()
@@ -404,33 +422,6 @@ class TransformerReader:
             (passage.text[ranked[k][2] : ranked[k][3]], c)
             for k, c in zip(group, boundary_group(ranked, group), strict=True)
         ]
-
-
-def overlapping_ranked(ranked: Sequence[tuple[Passage, SpanCandidate, int, int]]) -> list[int]:
-    """Indices of the ranked spans in the best span's passage that overlap it (it first)."""
-    if not ranked:
-        return []
-    top = ranked[0]
-    return [
-        k
-        for k, (passage, _, start, end) in enumerate(ranked)
-        if passage.id == top[0].id and start < top[3] and top[2] < end
-    ]
-
-
-def boundary_group(
-    ranked: Sequence[tuple[Passage, SpanCandidate, int, int]], group: Sequence[int]
-) -> list[BoundaryCandidate]:
-    return [
-        BoundaryCandidate(
-            start=ranked[k][2],
-            end=ranked[k][3],
-            margin=ranked[k][1].margin,
-            start_score=ranked[k][1].start_score,
-            end_score=ranked[k][1].end_score,
-        )
-        for k in group
-    ]
 
 
 def _drop_overlapping(answers: list[Answer]) -> list[Answer]:

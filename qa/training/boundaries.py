@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from tqdm.auto import tqdm
 
 from ..eval.metrics import exact_match, f1
 from ..readers.boundaries import (
-    FEATURES,
     BoundaryModel,
     edge_terms,
     group_features,
@@ -30,6 +28,7 @@ from ..readers.boundaries import (
 )
 from ..readers.transformer import TransformerReader
 from ..schema import Passage
+from .conditional_logit import fit_conditional_logit
 from .config import TrainConfig
 from .data import SpanExample, load_training_examples
 
@@ -93,55 +92,18 @@ def fit_boundary_model(
     languages: tuple[str, ...] = ("zh",),
 ) -> BoundaryModel:
     """Conditional logit over each group whose gold answer is among its spans."""
-    from scipy import sparse
-    from scipy.optimize import minimize
-
     usable = [g for g in groups if len(g.exact) > 1 and g.exact.any()]
     if not usable:
         raise ValueError("no group has the gold answer among several spans: nothing to learn")
-    counts = Counter(t for g in usable for row in g.terms for t in row)
-    vocab = {t: i for i, t in enumerate(sorted(t for t, n in counts.items() if n >= min_count))}
-    d = len(FEATURES)
-    rows, cols = [], []
-    r = 0
-    for g in usable:
-        for terms in g.terms:
-            for t in terms:
-                if t in vocab:
-                    rows.append(r)
-                    cols.append(d + vocab[t])
-            r += 1
-    lexical = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(r, d + len(vocab)))
-    dense = np.vstack([g.dense for g in usable])
-    x = (lexical + sparse.csr_matrix(np.hstack([dense, np.zeros((r, len(vocab)))]))).tocsr()
-    sizes = np.array([len(g.exact) for g in usable])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    y = np.concatenate([g.exact / g.exact.sum() for g in usable])
-    reg = np.full(x.shape[1], l2_terms)
-    reg[:d] = l2
-
-    def loss_and_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
-        s = x @ w
-        top = np.maximum.reduceat(s, starts)
-        e = np.exp(s - np.repeat(top, sizes))
-        z = np.add.reduceat(e, starts)
-        p = e / np.repeat(z, sizes)
-        loss = float(np.sum(np.log(z) + top) - y @ s + 0.5 * np.sum(reg * w * w))
-        return loss, x.T @ (p - y) + reg * w
-
-    result = minimize(
-        loss_and_grad, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 500}
+    fitted = fit_conditional_logit(
+        [g.dense for g in usable],
+        [g.terms for g in usable],
+        [g.exact for g in usable],
+        l2=l2,
+        l2_terms=l2_terms,
+        min_count=min_count,
     )
-    logger.info(
-        "boundary model: %d groups, %d edge terms, loss %.1f (%s)",
-        len(usable),
-        len(vocab),
-        result.fun,
-        result.message,
-    )
-    w = result.x
-    terms = {t: float(w[d + i]) for t, i in vocab.items()}
-    return BoundaryModel(weights=tuple(float(v) for v in w[:d]), terms=terms, languages=languages)
+    return BoundaryModel(weights=fitted.dense, terms=fitted.terms, languages=languages)
 
 
 def choice_scores(groups: Sequence[Group], model: BoundaryModel | None) -> dict[str, float]:
