@@ -32,6 +32,7 @@ from qa.records import database_url, open_feedback
 from qa.web import intranet, operations
 from qa.web.admin_api import add_reload_route, add_upload_route
 from qa.web.api_models import AskRequest, FeedbackRequest
+from qa.web.gradio_import import skip_stub_writing
 from qa.web.guards import Auth, BodyLimitRoute, RootPathMiddleware
 from qa.web.render import (
     CSS,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from qa.web.security import WebSecurity
 
 logger = logging.getLogger(__name__)
+skip_stub_writing()  # gradio is imported later, lazily: without rewriting its .pyi stubs
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
