@@ -322,8 +322,7 @@ def build_server_app(settings: Settings, server: ServeSettings) -> FastAPI:
         Path(server.upload_dir).mkdir(parents=True, exist_ok=True)
         if server.upload_dir not in settings.corpus:
             settings = dataclasses.replace(settings, corpus=(*settings.corpus, server.upload_dir))
-    # The reader loads in a thread beside the index and the embedding model, all of it in a
-    # thread while gradio (~2 s of Python) is imported here; the warm-up waits for both.
+    # Reader, index and embedding model load in a thread while gradio is imported here.
     preload = server.parallel_load
     with ThreadPoolExecutor(1, thread_name_prefix="ludao-load") as pool:
         loading = pool.submit(
