@@ -141,7 +141,7 @@ def test_reader_config_reads_the_model_and_skips_a_broken_one(
     (folder / BOUNDARY_MODEL).write_text("{not json", encoding="utf-8")
     with caplog.at_level(logging.WARNING):
         assert ReaderConfig.read(folder).boundaries is None
-    assert "boundary model" in caplog.text
+    assert "boundaries.json not used" in caplog.text
 
 
 def reader_with(folder: Path, model: BoundaryModel | None) -> TransformerReader:

@@ -129,24 +129,46 @@ def test_model_file_round_trip_and_a_broken_one_is_skipped(
     (folder / CHAR_EDGE_MODEL).write_text("{not json", encoding="utf-8")
     with caplog.at_level(logging.WARNING):
         assert ReaderConfig.read(folder).char_edges is None
-    assert "edge model" in caplog.text
+    assert "char_edges.json not used" in caplog.text
 
 
-def test_reader_moves_edges_inside_tokens_before_tidying(qa_model_dir: Path) -> None:
+def test_reader_moves_the_edges_of_its_answers_inside_tokens(qa_model_dir: Path) -> None:
     reader = TransformerReader(str(qa_model_dir))
     reader.warm_up()
-    passage = make_passage("p", "他在香港中文大学读书。")
-    # A span of whole tokens 在香港 … 大学 (as the e5 tokenizer cuts it), margin 5.
+    passage = make_passage("p", "他在香港中文大学读书。在上海交通大学工作。")
+    # Spans of whole tokens as the e5 tokenizer cuts them: 在香港 … 大学 (margin 5), and
+    # 在上海 … 大学 (margin 4) in the next sentence.
     glued = SpanCandidate(0, 1, 8, 5.0, 3.0, 2.0, start_token_end=4, end_token_start=6)
+    second = SpanCandidate(0, 11, 18, 4.0, 2.0, 2.0, start_token_end=14, end_token_start=16)
+    calibration = reader.config.calibration
+
+    def answers() -> list[str]:
+        found, margin = reader._merge("他在哪里？", [glued, second], [passage], 3, calibration)
+        assert margin == 5.0  # the best span's margin whatever its edges
+        for a in found:
+            assert passage.text[a.span.start : a.span.end] == a.text
+        return [a.text for a in found]
+
     reader.config.char_edges = None
-    ((_, _, start, end),) = reader._ranked([glued], [passage], limit=1)
-    assert passage.text[start:end] == "在香港中文大学"
+    assert answers() == ["在香港中文大学", "在上海交通大学"]
     cut_glue = SideWeights((0.0, 3.0, 0.0), {"C:在": 5.0})
     reader.config.char_edges = CharEdgeModel(cut_glue, SideWeights((1.0, 0.0, 0.0), {}))
-    ((_, _, start, end),) = reader._ranked([glued], [passage], limit=1)
-    assert passage.text[start:end] == "香港中文大学"
-    answer = reader.read("他在哪里读书？", [passage], top_k=1)
-    assert np.isfinite(answer.best_margin)  # a real read still runs with the model attached
+    assert answers() == ["香港中文大学", "上海交通大学"]
+    reading = reader.read("他在哪里读书？", [passage], top_k=1)
+    assert np.isfinite(reading.best_margin)  # a real read still runs with the model attached
+
+
+def test_answers_that_read_the_same_once_refined_are_kept_once(qa_model_dir: Path) -> None:
+    reader = TransformerReader(str(qa_model_dir))
+    reader.warm_up()
+    one, two = make_passage("a", "他在香港读书。"), make_passage("b", "香港读书的人。")
+    glued = SpanCandidate(0, 1, 4, 5.0, 3.0, 2.0, start_token_end=4, end_token_start=1)
+    clean = SpanCandidate(1, 0, 2, 4.0, 2.0, 2.0, start_token_end=2, end_token_start=0)
+    reader.config.char_edges = CharEdgeModel(
+        SideWeights((0.0, 0.0, 0.0), {"C:在": 5.0}), SideWeights((1.0, 0.0, 0.0), {})
+    )
+    found, _ = reader._merge("哪里？", [glued, clean], [one, two], 3, reader.config.calibration)
+    assert [(a.text, a.passage.id) for a in found] == [("香港", one.id)]
 
 
 SHARED_QA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "qa"

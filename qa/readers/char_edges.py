@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from .spans import CJK
+from ..schema import Answer, Span
+from .spans import CJK, SpanCandidate, answer_key, tidy_span
 
 Side = Literal["start", "end"]
 EDGE_FEATURES: tuple[str, ...] = ("token_edge", "word_boundary", "cut_chars")
@@ -155,22 +156,48 @@ class CharEdgeModel:
         start_token_end: int,
         end_token_start: int,
         segmenter: Segmenter | None = None,
+        memo: dict | None = None,
     ) -> tuple[int, int]:
         """The span ``text[start:end]`` of whole tokens with each edge moved to the position the
         model prefers inside its token (``[start, start_token_end)`` is the first token,
-        ``[end_token_start, end)`` the last). The span never becomes empty."""
+        ``[end_token_start, end)`` the last). The span never becomes empty.
+
+        A reader refines many spans that share their first or last token (its n-best pairs
+        every likely start with every likely end): ``memo``, a dict kept for one passage's
+        spans, remembers each token's choice so jieba cuts each token's surroundings once.
+        """
         segment = segmenter or default_segmenter()
-        options = edge_options(text, start, start_token_end, "start", segment)
-        new_start = self.start.choose(options) if options else start
-        options = [
-            o
-            for o in edge_options(text, end_token_start, end, "end", segment)
-            if o.position > new_start
-        ]
-        new_end = self.end.choose(options) if options else end
+        memo = {} if memo is None else memo
+        new_start = self._chosen(text, start, start_token_end, "start", segment, memo)
+        new_end = self._chosen(text, end_token_start, end, "end", segment, memo)
+        if new_end <= new_start:
+            # Both edges inside one token, or crossed: the end chooses among what follows.
+            options = [
+                o
+                for o in edge_options(text, end_token_start, end, "end", segment)
+                if o.position > new_start
+            ]
+            new_end = self.end.choose(options) if options else end
         if new_end <= new_start:
             return start, end
         return new_start, new_end
+
+    def _chosen(
+        self,
+        text: str,
+        token_start: int,
+        token_end: int,
+        side: Side,
+        segment: Segmenter,
+        memo: dict,
+    ) -> int:
+        key = (side, token_start, token_end)
+        if key not in memo:
+            options = edge_options(text, token_start, token_end, side, segment)
+            weights = self.start if side == "start" else self.end
+            fallback = token_start if side == "start" else token_end
+            memo[key] = weights.choose(options) if options else fallback
+        return memo[key]
 
     def to_dict(self) -> dict:
         def side(weights: SideWeights) -> dict:
@@ -207,3 +234,34 @@ class CharEdgeModel:
             return SideWeights(weights, {str(t): float(w) for t, w in part["terms"].items()})
 
         return cls(side(raw["start"]), side(raw["end"]), metrics=raw.get("metrics") or None)
+
+
+def refine_answers(
+    model: CharEdgeModel, answers: list[Answer], source: dict[int, SpanCandidate]
+) -> list[Answer]:
+    """The reader's final answers with each edge moved inside its token by ``model``;
+    ``source[id(answer)]`` is the span candidate an answer was read from. Only these few are
+    refined, not every candidate ranked: each refinement asks jieba about a token's
+    surroundings. Two answers that now read the same are kept once, the better one."""
+    memos: dict[str, dict] = {}  # per passage: each token's inner edge, chosen once
+    refined: list[Answer] = []
+    seen: set[str] = set()
+    for answer in answers:
+        cand, text = source[id(answer)], answer.passage.text
+        if cand.start_token_end >= 0:
+            start, end = model.refine(
+                text,
+                cand.char_start,
+                cand.char_end,
+                cand.start_token_end,
+                cand.end_token_start,
+                memo=memos.setdefault(answer.passage.id, {}),
+            )
+            start, end = tidy_span(text, start, end)
+            if end > start:
+                answer = replace(answer, text=text[start:end], span=Span(start, end))
+        key = answer_key(answer.text)
+        if key not in seen:
+            seen.add(key)
+            refined.append(answer)
+    return refined

@@ -120,6 +120,14 @@ def best_spans(
     return found[:n_best]
 
 
+_SPACE = re.compile(r"\s+")
+
+
+def answer_key(text: str) -> str:
+    """What makes two answer texts the same answer: case and white space aside."""
+    return _SPACE.sub("", text).lower()
+
+
 def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
     """Make a span read as a whole answer.
 

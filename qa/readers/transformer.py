@@ -22,7 +22,6 @@ transformers' own forward, which other devices and other architectures keep.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -49,14 +48,13 @@ from .boundaries import (
     language_of,
     overlapping_ranked,
 )
+from .char_edges import refine_answers
 from .compact import ReaderConfig, load_reader_model
 from .lean import READER_ENGINES, LeanSpanScorer, unsupported_reason
-from .spans import Calibration, SpanCandidate, best_spans, tidy_span
+from .spans import Calibration, SpanCandidate, answer_key, best_spans, tidy_span
 from .windows import make_windows
 
 logger = logging.getLogger(__name__)
-
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -370,6 +368,7 @@ class TransformerReader:
             )
             for passage, cand, start, end in ranked
         ]  # in margin order, whatever the calibration
+        source = {id(a): cand for a, (_, cand, _, _) in zip(answers, ranked, strict=True)}
         model = self.config.boundaries
         if model is not None and language_of(question) in model.languages:
             group = overlapping_ranked(ranked)
@@ -377,8 +376,12 @@ class TransformerReader:
             if chosen != 0:
                 # Only the edges move: the answer keeps the confidence of the reader's best span.
                 top = replace(answers[chosen], score=answers[0].score)
+                source[id(top)] = ranked[chosen][1]
                 answers = [top] + [a for k, a in enumerate(answers) if k != chosen]
-        return _drop_overlapping(answers)[:top_k], best_margin
+        kept = _drop_overlapping(answers)[:top_k]
+        if self.config.char_edges is None:
+            return kept, best_margin
+        return refine_answers(self.config.char_edges, kept, source), best_margin
 
     def _ranked(
         self, candidates: list[SpanCandidate], passages: Sequence[Passage], *, limit: int
@@ -387,20 +390,14 @@ class TransformerReader:
         end)``. With a boundary model at least its group size, so that it has edges to choose."""
         if self.config.boundaries is not None:
             limit = max(limit, BOUNDARY_CANDIDATES)
-        edges = self.config.char_edges
         seen: set[str] = set()
         ranked: list[tuple[Passage, SpanCandidate, int, int]] = []
         for cand in sorted(candidates, key=lambda c: c.margin, reverse=True):
             passage = passages[cand.context_index]
-            start, end = cand.char_start, cand.char_end
-            if edges is not None and cand.start_token_end >= 0:
-                start, end = edges.refine(
-                    passage.text, start, end, cand.start_token_end, cand.end_token_start
-                )
-            start, end = tidy_span(passage.text, start, end)
+            start, end = tidy_span(passage.text, cand.char_start, cand.char_end)
             if end <= start:
                 continue
-            key = _SPACE.sub("", passage.text[start:end]).lower()
+            key = answer_key(passage.text[start:end])
             if key in seen:
                 continue
             seen.add(key)
