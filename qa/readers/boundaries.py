@@ -191,7 +191,7 @@ def features(
     return row
 
 
-def _edge_symbol(ch: str | None) -> str:
+def edge_symbol(ch: str | None) -> str:
     """A character as the lexical features see it: digits and Latin letters by class, so that
     "1998年" and "2024年" share their weights; ``∅`` for the edge of the passage."""
     if ch is None:
@@ -207,10 +207,10 @@ def edge_terms(text: str, candidate: BoundaryCandidate) -> list[str]:
     """The characters at and beside a span's edges as sparse features: first, last, the one
     before, the one after, and the two pairs across each edge (``的`` after an answer, ``是``
     before it). Weights for them are learned; none is written by hand."""
-    first = _edge_symbol(text[candidate.start])
-    last = _edge_symbol(text[candidate.end - 1])
-    before = _edge_symbol(text[candidate.start - 1]) if candidate.start > 0 else "∅"
-    after = _edge_symbol(text[candidate.end]) if candidate.end < len(text) else "∅"
+    first = edge_symbol(text[candidate.start])
+    last = edge_symbol(text[candidate.end - 1])
+    before = edge_symbol(text[candidate.start - 1]) if candidate.start > 0 else "∅"
+    after = edge_symbol(text[candidate.end]) if candidate.end < len(text) else "∅"
     return [
         f"F:{first}",
         f"L:{last}",

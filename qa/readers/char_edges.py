@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from ..schema import Answer, Span
+from .boundaries import edge_symbol
 from .spans import CJK, SpanCandidate, answer_key, tidy_span
 
 Side = Literal["start", "end"]
@@ -51,17 +52,6 @@ class EdgeOption:
     position: int
     dense: np.ndarray
     terms: list[str]
-
-
-def _symbol(ch: str | None) -> str:
-    """A character as a term: digits and Latin letters by class, ``∅`` for the text's edge."""
-    if ch is None:
-        return "∅"
-    if ch.isdigit():
-        return "0"
-    if ch.isascii() and ch.isalpha():
-        return "a"
-    return ch
 
 
 def word_boundaries(text: str, lo: int, hi: int, segmenter: Segmenter) -> set[int]:
@@ -110,8 +100,8 @@ def edge_options(
     options = []
     for p in [edge, *places]:
         cut = text[token_start:p].strip() if side == "start" else text[p:token_end]
-        before = _symbol(text[p - 1]) if p > 0 else "∅"
-        after = _symbol(text[p]) if p < len(text) else "∅"
+        before = edge_symbol(text[p - 1]) if p > 0 else "∅"
+        after = edge_symbol(text[p]) if p < len(text) else "∅"
         at_word = p in boundaries
         dense = np.array([float(p == edge), float(at_word), float(len(cut))])
         terms = [
