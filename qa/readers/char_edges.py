@@ -81,12 +81,12 @@ def edge_options(
     """
     if side == "start":
         edge = next((p for p in range(token_start, token_end) if not text[p].isspace()), None)
-        inner = range((edge or token_start) + 1, token_end)
+        if edge is None:
+            return []
+        inner = range(edge + 1, token_end)
     else:
         edge = token_end
         inner = range(token_start + 1, token_end)
-    if edge is None:
-        return []
     places = [
         p
         for p in inner
@@ -146,48 +146,22 @@ class CharEdgeModel:
         start_token_end: int,
         end_token_start: int,
         segmenter: Segmenter | None = None,
-        memo: dict | None = None,
     ) -> tuple[int, int]:
         """The span ``text[start:end]`` of whole tokens with each edge moved to the position the
         model prefers inside its token (``[start, start_token_end)`` is the first token,
-        ``[end_token_start, end)`` the last). The span never becomes empty.
-
-        A reader refines many spans that share their first or last token (its n-best pairs
-        every likely start with every likely end): ``memo``, a dict kept for one passage's
-        spans, remembers each token's choice so jieba cuts each token's surroundings once.
-        """
+        ``[end_token_start, end)`` the last). The span never becomes empty."""
         segment = segmenter or default_segmenter()
-        memo = {} if memo is None else memo
-        new_start = self._chosen(text, start, start_token_end, "start", segment, memo)
-        new_end = self._chosen(text, end_token_start, end, "end", segment, memo)
-        if new_end <= new_start:
-            # Both edges inside one token, or crossed: the end chooses among what follows.
-            options = [
-                o
-                for o in edge_options(text, end_token_start, end, "end", segment)
-                if o.position > new_start
-            ]
-            new_end = self.end.choose(options) if options else end
+        options = edge_options(text, start, start_token_end, "start", segment)
+        new_start = self.start.choose(options) if options else start
+        options = [
+            o
+            for o in edge_options(text, end_token_start, end, "end", segment)
+            if o.position > new_start
+        ]
+        new_end = self.end.choose(options) if options else end
         if new_end <= new_start:
             return start, end
         return new_start, new_end
-
-    def _chosen(
-        self,
-        text: str,
-        token_start: int,
-        token_end: int,
-        side: Side,
-        segment: Segmenter,
-        memo: dict,
-    ) -> int:
-        key = (side, token_start, token_end)
-        if key not in memo:
-            options = edge_options(text, token_start, token_end, side, segment)
-            weights = self.start if side == "start" else self.end
-            fallback = token_start if side == "start" else token_end
-            memo[key] = weights.choose(options) if options else fallback
-        return memo[key]
 
     def to_dict(self) -> dict:
         def side(weights: SideWeights) -> dict:
@@ -233,7 +207,6 @@ def refine_answers(
     ``source[id(answer)]`` is the span candidate an answer was read from. Only these few are
     refined, not every candidate ranked: each refinement asks jieba about a token's
     surroundings. Two answers that now read the same are kept once, the better one."""
-    memos: dict[str, dict] = {}  # per passage: each token's inner edge, chosen once
     refined: list[Answer] = []
     seen: set[str] = set()
     for answer in answers:
@@ -245,7 +218,6 @@ def refine_answers(
                 cand.char_end,
                 cand.start_token_end,
                 cand.end_token_start,
-                memo=memos.setdefault(answer.passage.id, {}),
             )
             start, end = tidy_span(text, start, end)
             if end > start:
